@@ -1,0 +1,1 @@
+//! Reverse dialing (in progress).
