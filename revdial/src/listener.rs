@@ -1,0 +1,226 @@
+//! The private (NATed) side: a [`Listener`] reads the control connection and, for each
+//! `conn-ready`, connects back to the public server, switches protocols, and yields the
+//! new stream from [`Listener::accept`] (spec revdial §6).
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::control::{self, Command, Frame, Message};
+use crate::error::{Error, Result};
+use crate::http1::{SwitchError, request_switch};
+use crate::io::{Io, RevConn, Rewind};
+
+/// Opens a fresh connection to the public server, already TLS-established.
+pub type DialBack =
+    Arc<dyn Fn() -> Pin<Box<dyn Future<Output = std::io::Result<RevConn>> + Send>> + Send + Sync>;
+
+/// Tunables of a [`Listener`]; the defaults are upstream's.
+#[derive(Debug, Clone)]
+pub struct ListenerConfig {
+    /// Limit for connecting back. Default 20 s.
+    pub dial_timeout: Duration,
+    /// Limit for the pickup's HTTP exchange (upstream has none; the spec recommends one).
+    /// Default 20 s.
+    pub switch_timeout: Duration,
+    /// Picked-up connections that may wait for [`Listener::accept`]. Default 8.
+    pub accept_queue: usize,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        ListenerConfig {
+            dial_timeout: Duration::from_secs(20),
+            switch_timeout: Duration::from_secs(20),
+            accept_queue: 8,
+        }
+    }
+}
+
+/// Accepts connections that the public side dials through its `Dialer`.
+pub struct Listener {
+    conns: mpsc::Receiver<RevConn>,
+    closed: CancellationToken,
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Listener {
+    /// Starts serving `control` (the registration connection after its `101`; wrap it in
+    /// [`Rewind`] if bytes were read past the `101`). `dial_back` opens each pickup
+    /// connection. Must be called inside a tokio runtime.
+    pub fn new<IO: Io>(control: IO, dial_back: DialBack, config: ListenerConfig) -> Listener {
+        let closed = CancellationToken::new();
+        let (conn_tx, conn_rx) = mpsc::channel(config.accept_queue.max(1));
+        let (msg_tx, msg_rx) = mpsc::channel(8);
+        let (rd, wr) = tokio::io::split(control);
+        let ctx = PickupCtx {
+            dial_back,
+            config,
+            conns: conn_tx,
+            msgs: msg_tx,
+            closed: closed.clone(),
+        };
+        tokio::spawn(read_loop(rd, ctx));
+        tokio::spawn(write_loop(wr, msg_rx, closed.clone()));
+        Listener {
+            conns: conn_rx,
+            closed,
+        }
+    }
+
+    /// The next picked-up connection; [`Error::ListenerClosed`] once closed.
+    pub async fn accept(&mut self) -> Result<RevConn> {
+        tokio::select! {
+            biased;
+            _ = self.closed.cancelled() => Err(Error::ListenerClosed),
+            c = self.conns.recv() => c.ok_or(Error::ListenerClosed),
+        }
+    }
+
+    /// Closes the control connection; `accept` fails from now on. Connections already
+    /// accepted stay open. Idempotent.
+    pub fn close(&self) {
+        self.closed.cancel();
+    }
+
+    /// Whether the Listener is closed (locally or because the control connection ended).
+    pub fn is_closed(&self) -> bool {
+        self.closed.is_cancelled()
+    }
+
+    /// A token that is cancelled when the Listener closes; cancel it to close.
+    pub fn closed_token(&self) -> CancellationToken {
+        self.closed.clone()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        self.closed.cancel();
+    }
+}
+
+#[derive(Clone)]
+struct PickupCtx {
+    dial_back: DialBack,
+    config: ListenerConfig,
+    conns: mpsc::Sender<RevConn>,
+    msgs: mpsc::Sender<Message>,
+    closed: CancellationToken,
+}
+
+async fn read_loop<IO: Io>(mut rd: ReadHalf<IO>, ctx: PickupCtx) {
+    let mut buf = BytesMut::with_capacity(control::MAX_LINE);
+    loop {
+        match control::check_line(&buf) {
+            Frame::Line(n) => {
+                let line = buf.split_to(n);
+                match control::decode(&line) {
+                    Ok(m) if m.command == Command::ConnReady => {
+                        tokio::spawn(pickup(ctx.clone(), m.conn_path));
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::debug!("revdial.Listener read {e}");
+                        break;
+                    }
+                }
+                continue;
+            }
+            Frame::TooLong => break,
+            Frame::Incomplete => {}
+        }
+        let read = tokio::select! {
+            _ = ctx.closed.cancelled() => break,
+            r = rd.read_buf(&mut buf) => r,
+        };
+        if !matches!(read, Ok(n) if n > 0) {
+            break;
+        }
+    }
+    ctx.closed.cancel();
+}
+
+async fn write_loop<IO: Io>(
+    mut wr: WriteHalf<IO>,
+    mut msgs: mpsc::Receiver<Message>,
+    closed: CancellationToken,
+) {
+    let mut buf = Vec::new();
+    loop {
+        let msg = tokio::select! {
+            _ = closed.cancelled() => break,
+            m = msgs.recv() => match m { Some(m) => m, None => break },
+        };
+        buf.clear();
+        control::encode(&msg, &mut buf);
+        let res = async {
+            wr.write_all(&buf).await?;
+            wr.flush().await
+        }
+        .await;
+        if let Err(e) = res {
+            tracing::warn!("revdial.Listener: error writing message to server: {e}");
+            break;
+        }
+    }
+    closed.cancel();
+    let _ = wr.shutdown().await;
+}
+
+/// One pickup (spec §6.3): dial back, `GET path`, follow at most one 307, queue the stream.
+async fn pickup(ctx: PickupCtx, path: String) {
+    let fail = |conn_path: Option<&str>, err: String| {
+        let msgs = ctx.msgs.clone();
+        let msg = Message::pickup_failed(conn_path.unwrap_or(""), &err);
+        async move {
+            let _ = msgs.send(msg).await;
+        }
+    };
+    let dialed = tokio::time::timeout(ctx.config.dial_timeout, (ctx.dial_back)()).await;
+    let mut conn = match dialed {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return fail(Some(&path), e.to_string()).await,
+        Err(_) => return fail(Some(&path), "dial timeout".into()).await,
+    };
+    let mut buf = BytesMut::new();
+    let switched = tokio::time::timeout(
+        ctx.config.switch_timeout,
+        request_switch(&mut conn, &mut buf, &path, &[]),
+    )
+    .await;
+    match switched {
+        Ok(Ok(())) => {
+            let conn = RevConn::new(Rewind::new(buf.freeze(), conn));
+            // Dropped (closed) if the Listener closes while the queue is full.
+            tokio::select! {
+                _ = ctx.closed.cancelled() => {}
+                _ = ctx.conns.send(conn) => {}
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::info!("revdial.Listener: failed to pick up connection to {path}: {e}");
+            // Upstream's quirk: the path sent back depends on how the exchange failed.
+            let conn_path = match &e {
+                SwitchError::Write(_) => Some(path.as_str()),
+                other => other.last_location(),
+            };
+            fail(conn_path, e.to_string()).await
+        }
+        Err(_) => fail(Some(&path), "switch failed: timeout".into()).await,
+    }
+}
