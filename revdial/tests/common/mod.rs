@@ -56,9 +56,15 @@ pub struct Public {
     pub tls: Option<Arc<Tls>>,
 }
 
-/// Starts a public server; `tls = false` serves plaintext (pickup opt-out enabled).
+/// Starts a public server on loopback; `tls = false` serves plaintext (pickup opt-out).
 pub async fn public(tls: bool, config: DialerConfig) -> Public {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    public_on("127.0.0.1:0", tls, config).await
+}
+
+/// Starts a public server on `bind`. Every accepted socket is tuned with the Dialer's
+/// keep-alive and write timeout, as a production server tunes registration sockets.
+pub async fn public_on(bind: &str, tls: bool, config: DialerConfig) -> Public {
+    let listener = TcpListener::bind(bind).await.unwrap();
     let addr = listener.local_addr().unwrap();
     let registry = Registry::new();
     let tls = tls.then(|| Arc::new(self::tls()));
@@ -83,6 +89,11 @@ pub async fn public(tls: bool, config: DialerConfig) -> Public {
             );
             tokio::spawn(async move {
                 let _ = tcp.set_nodelay(true);
+                let _ = revdial::tcp::tune_control_socket(
+                    &tcp,
+                    config.keep_alive,
+                    config.write_timeout,
+                );
                 let io: RevConn = match &acc {
                     Some(t) => match t.acceptor.accept(tcp).await {
                         Ok(s) => RevConn::new(s),
