@@ -1,8 +1,13 @@
-//! The buildlet protocol (not built yet).
+//! The buildlet protocol (in progress): wire vocabulary and secure tar streaming.
 //!
-//! This crate will hold the agent that runs on every worker machine of a build farm,
-//! speaking the HTTP protocol of golang.org/x/build's buildlet so that upstream Go
-//! coordinators and gomote clients can drive it: the wire types (`api`), the secure
-//! tar.gz codec that never writes outside the work dir, the server as an axum router,
-//! the `BuildletClient` trait with its HTTP implementation, reverse mode over revdial,
-//! and the `buildlet` binary. See `spec/buildlet-protocol.md` in the shared docs.
+//! The buildlet is the agent on every worker machine of a build farm: it writes files into
+//! its work dir W, runs commands there and streams trees back as tar.gz, speaking the HTTP
+//! protocol of golang.org/x/build's buildlet so upstream Go coordinators can drive it.
+//!
+//! # Layout
+//! - [`api`]: wire vocabulary shared by server and client (RelPath, Go file modes, the exec
+//!   form, `/ls` lines, `Process-State`).
+//! - [`tgz`]: secure extraction beneath a root and parallel multi-member packing.
+
+pub mod api;
+pub mod tgz;

@@ -1,0 +1,239 @@
+//! Extraction of untrusted `.tar.gz` input beneath a root directory.
+//!
+//! Every name passes upstream's lexical RelPath check first (so errors carry upstream's
+//! messages), and then every file-system operation is resolved *by the kernel* relative
+//! to the root handle with `cap-std` (openat2 `RESOLVE_BENEATH` on Linux): `..`, absolute
+//! symlinks and symlinks that already exist in the root and point outside it all fail
+//! instead of escaping. Symlink entries are skipped (as upstream), hard links become empty
+//! files (as upstream), devices and FIFOs are refused, future mtimes are clamped.
+
+use std::collections::HashSet;
+use std::fs::FileTimes;
+use std::io::{self, BufRead, BufReader, Read};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cap_std::fs::{Dir, DirBuilder, OpenOptions};
+use cap_std::fs::{DirBuilderExt, OpenOptionsExt};
+use flate2::bufread::MultiGzDecoder;
+use tar::EntryType;
+
+use crate::api::{GoFileMode, go_quote, rel_path};
+
+/// Why an extraction failed. [`ExtractError::status`] gives upstream's HTTP status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExtractError {
+    /// The body is not gzip.
+    #[error("requires gzip-compressed body: {0}")]
+    Gzip(String),
+    /// The tar stream (or the gzip data inside it) is corrupt.
+    #[error("tar error: {0}")]
+    Tar(String),
+    /// An entry name failed the path check.
+    #[error("tar file contained invalid name {}: {reason}", go_quote(.name))]
+    InvalidName {
+        /// The entry name.
+        name: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A FIFO, device, socket or other entry the buildlet does not create.
+    #[error("tar file entry {name} contained unsupported file type {mode}")]
+    Unsupported {
+        /// The entry name.
+        name: String,
+        /// Go's mode string of the entry.
+        mode: String,
+    },
+    /// An entry resolved outside the root (through a symlink already in it).
+    #[error("tar file entry {name} escapes the work directory: {source}")]
+    Escapes {
+        /// The entry name.
+        name: String,
+        /// The refusal from the kernel-rooted lookup.
+        source: io::Error,
+    },
+    /// Writing failed.
+    #[error("{0}")]
+    Io(String),
+}
+
+impl ExtractError {
+    /// Upstream's status for this error: input errors 400, the rest 500.
+    pub fn status(&self) -> u16 {
+        match self {
+            ExtractError::Io(_) => 500,
+            _ => 400,
+        }
+    }
+}
+
+/// Go's `FileInfo().Mode()` of a tar header: permission and special bits, type bits from
+/// the header's mode field, then from the typeflag.
+fn go_mode(header: &tar::Header) -> GoFileMode {
+    let raw = header.mode().unwrap_or(0);
+    let mut m = GoFileMode::from_unix(raw & 0o177777).0;
+    m |= match header.entry_type() {
+        EntryType::Symlink => GoFileMode::SYMLINK,
+        EntryType::Char => GoFileMode::DEVICE | GoFileMode::CHAR_DEVICE,
+        EntryType::Block => GoFileMode::DEVICE,
+        EntryType::Directory => GoFileMode::DIR,
+        EntryType::Fifo => GoFileMode::NAMED_PIPE,
+        _ => 0,
+    };
+    GoFileMode(m)
+}
+
+fn escapes(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::PermissionDenied && e.to_string().contains("outside")
+}
+
+/// Creates directories (0755) beneath the root, remembering which exist so deep trees
+/// cost one lookup per new directory.
+struct Dirs<'a> {
+    root: &'a Dir,
+    made: HashSet<String>,
+    builder: DirBuilder,
+}
+
+impl<'a> Dirs<'a> {
+    fn new(root: &'a Dir) -> Self {
+        let mut builder = DirBuilder::new();
+        builder.recursive(true).mode(0o755);
+        Dirs {
+            root,
+            made: HashSet::new(),
+            builder,
+        }
+    }
+
+    fn ensure(&mut self, rel: &str, name: &str) -> Result<(), ExtractError> {
+        if rel.is_empty() || rel == "." || self.made.contains(rel) {
+            return Ok(());
+        }
+        self.root.create_dir_with(rel, &self.builder).map_err(|e| {
+            if escapes(&e) {
+                ExtractError::Escapes {
+                    name: name.to_owned(),
+                    source: e,
+                }
+            } else {
+                ExtractError::Io(format!("mkdir {rel}: {e}"))
+            }
+        })?;
+        self.made.insert(rel.to_owned());
+        Ok(())
+    }
+}
+
+/// The parent of a cleaned relative slash path (`""` for a top-level name).
+fn parent(rel: &str) -> &str {
+    rel.rsplit_once('/').map_or("", |(p, _)| p)
+}
+
+/// Extracts the `.tar.gz` stream `input` beneath `root`. `started` is the moment the
+/// request began: later mtimes are clamped to it. Upstream's behaviour is kept: the
+/// extraction is not atomic, and files written before an error stay.
+pub fn extract<R: Read>(input: R, root: &Dir, started: SystemTime) -> Result<(), ExtractError> {
+    let mut input = BufReader::with_capacity(256 * 1024, input);
+    let head = input
+        .fill_buf()
+        .map_err(|e| ExtractError::Gzip(e.to_string()))?;
+    if head.len() < 2 || head[0] != 0x1f || head[1] != 0x8b {
+        let msg = if head.is_empty() {
+            "EOF"
+        } else {
+            "gzip: invalid header"
+        };
+        return Err(ExtractError::Gzip(msg.into()));
+    }
+    let mut archive = tar::Archive::new(MultiGzDecoder::new(input));
+    let mut dirs = Dirs::new(root);
+    let mut buf = vec![0u8; 256 * 1024];
+    let entries = archive
+        .entries()
+        .map_err(|e| ExtractError::Tar(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| ExtractError::Tar(e.to_string()))?;
+        if entry.header().entry_type() == EntryType::XGlobalHeader {
+            continue;
+        }
+        let name_bytes = entry.path_bytes().into_owned();
+        let name = String::from_utf8(name_bytes).map_err(|e| ExtractError::InvalidName {
+            name: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            reason: "name is not valid UTF-8".into(),
+        })?;
+        rel_path(&name).map_err(|reason| ExtractError::InvalidName {
+            name: name.clone(),
+            reason,
+        })?;
+        let rel = crate::api::clean_slash(&name);
+        let mode = go_mode(entry.header());
+        if mode.is_regular() {
+            dirs.ensure(parent(&rel), &name)?;
+            write_file(&mut entry, root, &rel, &name, mode, started, &mut buf)?;
+        } else if mode.is_dir() {
+            dirs.ensure(&rel, &name)?;
+        } else if mode.0 & GoFileMode::SYMLINK != 0 {
+            continue;
+        } else {
+            return Err(ExtractError::Unsupported {
+                name,
+                mode: mode.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn write_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    root: &Dir,
+    rel: &str,
+    name: &str,
+    mode: GoFileMode,
+    started: SystemTime,
+    buf: &mut [u8],
+) -> Result<(), ExtractError> {
+    let size = entry.header().entry_size().unwrap_or(0);
+    let mtime = entry.header().mtime().unwrap_or(0);
+    let mut opts = OpenOptions::new();
+    opts.write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode.perm());
+    let file = root.open_with(rel, &opts).map_err(|e| {
+        if escapes(&e) {
+            ExtractError::Escapes {
+                name: name.to_owned(),
+                source: e,
+            }
+        } else {
+            ExtractError::Io(format!("error writing to {rel}: {e}"))
+        }
+    })?;
+    let mut file = file.into_std();
+    let mut written: u64 = 0;
+    loop {
+        let n = match entry.read(buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => return Err(ExtractError::Tar(e.to_string())),
+        };
+        std::io::Write::write_all(&mut file, &buf[..n])
+            .map_err(|e| ExtractError::Io(format!("error writing to {rel}: {e}")))?;
+        written += n as u64;
+    }
+    // Hard links carry no data upstream and become empty files: a zero size is expected.
+    if written != size && entry.header().entry_type() != EntryType::Link {
+        return Err(ExtractError::Io(format!(
+            "only wrote {written} bytes to {rel}; expected {size}"
+        )));
+    }
+    if mtime != 0 {
+        let t = (UNIX_EPOCH + Duration::from_secs(mtime)).min(started);
+        // Upstream ignores errors setting times.
+        let _ = file.set_times(FileTimes::new().set_accessed(t).set_modified(t));
+    }
+    Ok(())
+}
