@@ -8,6 +8,8 @@
 //! - [`api`]: wire vocabulary shared by server and client (RelPath, Go file modes, the exec
 //!   form, `/ls` lines, `Process-State`).
 //! - [`tgz`]: secure extraction beneath a root and parallel multi-member packing.
+//! - [`server`]: the buildlet HTTP API as an axum router, and its connection handling.
 
 pub mod api;
+pub mod server;
 pub mod tgz;
