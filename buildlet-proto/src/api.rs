@@ -415,6 +415,31 @@ impl LsEntry {
 
 // --- Process-State ---------------------------------------------------------------------
 
+/// The outcome of a command, from the `Process-State` trailer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProcessState {
+    /// Exited 0.
+    Ok,
+    /// Anything else: `exit status 3`, `signal: killed`, a start error, … (the trailer text).
+    Failed(String),
+}
+
+impl ProcessState {
+    /// Reads a trailer value.
+    pub fn from_trailer(v: &str) -> ProcessState {
+        if v == "ok" {
+            ProcessState::Ok
+        } else {
+            ProcessState::Failed(v.to_owned())
+        }
+    }
+
+    /// Whether the command succeeded.
+    pub fn success(&self) -> bool {
+        *self == ProcessState::Ok
+    }
+}
+
 /// The text of a finished process as Go's `ProcessState.String()` writes it.
 pub fn process_state_text(status: std::process::ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;

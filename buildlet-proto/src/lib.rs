@@ -9,7 +9,13 @@
 //!   form, `/ls` lines, `Process-State`).
 //! - [`tgz`]: secure extraction beneath a root and parallel multi-member packing.
 //! - [`server`]: the buildlet HTTP API as an axum router, and its connection handling.
+//! - [`client`]: the [`BuildletClient`] trait and its HTTP implementation.
 
 pub mod api;
+pub mod client;
+mod error;
 pub mod server;
 pub mod tgz;
+
+pub use client::{BuildletClient, HttpClient, HttpClientBuilder};
+pub use error::{Error, Result};

@@ -1,16 +1,17 @@
 //! The tar codec against hostile archives, and random trees through pack → extract.
 
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use buildlet_proto::tgz::{ExtractError, PackOptions, extract, pack};
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
+use common::{build, node, snapshot};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 use proptest::prelude::*;
+
+mod common;
 
 /// A W inside a sandbox directory, so "outside W" is observable and disposable.
 struct Sandbox {
@@ -303,70 +304,6 @@ fn non_utf8_names_are_refused() {
 }
 
 // --- round trip ------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-enum Node {
-    File(Vec<u8>, u32),
-    Dir(Vec<(String, Node)>),
-}
-
-/// Modes that survive the usual umask (022) unchanged, as upstream does no chmod.
-const MODES: &[u32] = &[0o600, 0o644, 0o700, 0o755, 0o400, 0o444, 0o500, 0o555];
-
-fn node() -> impl Strategy<Value = Node> {
-    let file = (
-        prop::collection::vec(any::<u8>(), 0..3000),
-        prop::sample::select(MODES),
-    )
-        .prop_map(|(d, m)| Node::File(d, m));
-    file.prop_recursive(3, 24, 5, |inner| {
-        prop::collection::btree_map("[a-zA-Z0-9_.-]{1,12}", inner, 0..5).prop_map(|m| {
-            Node::Dir(
-                m.into_iter()
-                    .filter(|(k, _)| k != "." && k != "..")
-                    .collect(),
-            )
-        })
-    })
-}
-
-fn build(path: &Path, children: &[(String, Node)]) {
-    for (name, n) in children {
-        let p = path.join(name);
-        match n {
-            Node::File(data, mode) => {
-                std::fs::write(&p, data).unwrap();
-                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
-            }
-            Node::Dir(c) => {
-                std::fs::create_dir(&p).unwrap();
-                build(&p, c);
-            }
-        }
-    }
-}
-
-/// (relative path, kind, mode, content) of every entry, sorted.
-fn snapshot(root: &Path) -> Vec<(String, bool, u32, Vec<u8>)> {
-    let mut out = Vec::new();
-    fn rec(base: &Path, dir: &Path, out: &mut Vec<(String, bool, u32, Vec<u8>)>) {
-        for e in std::fs::read_dir(dir).unwrap() {
-            let p = e.unwrap().path();
-            let rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_owned();
-            let m = std::fs::symlink_metadata(&p).unwrap();
-            let mode = m.permissions().mode() & 0o7777;
-            if m.is_dir() {
-                out.push((rel, true, mode, Vec::new()));
-                rec(base, &p, out);
-            } else {
-                out.push((rel, false, mode, std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    rec(root, root, &mut out);
-    out.sort();
-    out
-}
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]

@@ -7,8 +7,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
 use base64::Engine;
 use buildlet_proto::server::{Config, serve};
+use proptest::prelude::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -231,4 +235,70 @@ pub fn tgz(entries: &[(&str, u8, u32, &[u8])]) -> Vec<u8> {
     let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     e.write_all(&tar).unwrap();
     e.finish().unwrap()
+}
+
+// --- random trees -----------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub enum Node {
+    File(Vec<u8>, u32),
+    Dir(Vec<(String, Node)>),
+}
+
+/// Modes that survive the usual umask (022) unchanged, as upstream does no chmod.
+pub const MODES: &[u32] = &[0o600, 0o644, 0o700, 0o755, 0o400, 0o444, 0o500, 0o555];
+
+pub fn node() -> impl Strategy<Value = Node> {
+    let file = (
+        prop::collection::vec(any::<u8>(), 0..3000),
+        prop::sample::select(MODES),
+    )
+        .prop_map(|(d, m)| Node::File(d, m));
+    file.prop_recursive(3, 24, 5, |inner| {
+        prop::collection::btree_map("[a-zA-Z0-9_.-]{1,12}", inner, 0..5).prop_map(|m| {
+            Node::Dir(
+                m.into_iter()
+                    .filter(|(k, _)| k != "." && k != "..")
+                    .collect(),
+            )
+        })
+    })
+}
+
+pub fn build(path: &Path, children: &[(String, Node)]) {
+    for (name, n) in children {
+        let p = path.join(name);
+        match n {
+            Node::File(data, mode) => {
+                std::fs::write(&p, data).unwrap();
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(*mode)).unwrap();
+            }
+            Node::Dir(c) => {
+                std::fs::create_dir(&p).unwrap();
+                build(&p, c);
+            }
+        }
+    }
+}
+
+/// (relative path, kind, mode, content) of every entry, sorted.
+pub fn snapshot(root: &Path) -> Vec<(String, bool, u32, Vec<u8>)> {
+    let mut out = Vec::new();
+    fn rec(base: &Path, dir: &Path, out: &mut Vec<(String, bool, u32, Vec<u8>)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let rel = p.strip_prefix(base).unwrap().to_str().unwrap().to_owned();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let mode = m.permissions().mode() & 0o7777;
+            if m.is_dir() {
+                out.push((rel, true, mode, Vec::new()));
+                rec(base, &p, out);
+            } else {
+                out.push((rel, false, mode, std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    rec(root, root, &mut out);
+    out.sort();
+    out
 }

@@ -1,0 +1,42 @@
+//! The crate's error type for client calls.
+
+use std::time::Duration;
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why a buildlet call failed. Retrying code should match on variants, never on text.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The buildlet answered with an unexpected status (upstream's
+    /// `<status line>; body: <up to 4 KiB>`).
+    #[error("{status}; body: {body}")]
+    Status {
+        /// Status code and reason.
+        status: String,
+        /// The start of the body.
+        body: String,
+    },
+    /// No response headers within the call's limit.
+    #[error("buildlet: timeout waiting for headers after {0:?}")]
+    HeaderTimeout(Duration),
+    /// `/exec` ended without a `Process-State` trailer: the infrastructure failed.
+    #[error("buildlet: missing Process-State trailer; the command's result is unknown")]
+    MissingTrailer,
+    /// The heartbeat declared the buildlet dead, or the client was closed.
+    #[error("buildlet: peer is dead or the client was closed")]
+    Dead,
+    /// The exec deadline passed while output was streaming.
+    #[error("buildlet: timeout waiting for command to complete")]
+    ExecTimeout,
+    /// A reply could not be decoded.
+    #[error("buildlet: invalid reply: {0}")]
+    InvalidReply(String),
+    /// Connecting or transferring failed.
+    #[error("buildlet: {0}")]
+    Transport(String),
+    /// A local I/O error (writing output, reading an archive).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
