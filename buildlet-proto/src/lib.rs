@@ -10,10 +10,12 @@
 //! - [`tgz`]: secure extraction beneath a root and parallel multi-member packing.
 //! - [`server`]: the buildlet HTTP API as an axum router, and its connection handling.
 //! - [`client`]: the [`BuildletClient`] trait and its HTTP implementation.
+//! - [`reverse`]: reverse mode: register with a coordinator and serve through revdial.
 
 pub mod api;
 pub mod client;
 mod error;
+pub mod reverse;
 pub mod server;
 pub mod tgz;
 

@@ -38,6 +38,16 @@ pub async fn serve(
     cfg: Config,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_tls(listener, cfg, None, shutdown).await
+}
+
+/// [`serve`], over TLS when `tls` is given (direct mode with a key pair, spec §5.2).
+pub async fn serve_tls(
+    listener: TcpListener,
+    cfg: Config,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let cfg = Arc::new(cfg);
     let router = super::router((*cfg).clone());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -56,9 +66,20 @@ pub async fn serve(
             },
         };
         let _ = tcp.set_nodelay(true);
-        let (router, cfg, watcher) = (router.clone(), cfg.clone(), graceful.watcher());
+        let (router, cfg, watcher, tls) =
+            (router.clone(), cfg.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Some(io) = hijack_or_pass(tcp, &cfg).await {
+            let io = match tls {
+                Some(acceptor) => match acceptor.accept(tcp).await {
+                    Ok(s) => revdial::RevConn::new(s),
+                    Err(e) => {
+                        tracing::debug!("TLS handshake: {e}");
+                        return;
+                    }
+                },
+                None => revdial::RevConn::new(tcp),
+            };
+            if let Some(io) = hijack_or_pass(io, &cfg).await {
                 let conn = http1_builder().serve_connection(TokioIo::new(io), service(router));
                 let _ = watcher.watch(conn).await;
             }

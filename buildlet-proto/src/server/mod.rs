@@ -25,7 +25,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::routing::any;
 
-pub use conn::{SHUTDOWN_GRACE, serve, serve_connection};
+pub use conn::{SHUTDOWN_GRACE, serve, serve_connection, serve_tls};
 
 /// What a buildlet server needs to know.
 #[derive(Clone)]
