@@ -36,6 +36,8 @@ use crate::error::{Error, Result};
 pub const EXEC_HEADER_LIMIT: Duration = Duration::from_secs(20);
 /// `Status` and `WorkDir` header limit.
 pub const STATUS_HEADER_LIMIT: Duration = Duration::from_secs(20);
+/// `ConnectSSH` limit for dial plus upgrade.
+pub const CONNECT_SSH_LIMIT: Duration = Duration::from_secs(15);
 /// `Close` (`/halt`) header limit.
 pub const CLOSE_HEADER_LIMIT: Duration = Duration::from_secs(2);
 
@@ -72,6 +74,9 @@ pub trait BuildletClient: Send + Sync {
     ) -> Result<Vec<LsEntry>>;
     /// `POST /removeall`; does nothing for an empty list.
     async fn remove_all(&self, paths: Vec<String>) -> Result<()>;
+    /// `POST /connect-ssh` on a fresh connection: after the `101` the stream is a raw
+    /// tunnel to the buildlet's sshd. Installs `authorized_key` for `user` when both are set.
+    async fn connect_ssh(&self, user: &str, authorized_key: &str) -> Result<RevConn>;
     /// `POST /halt` (best effort), then the client is closed for good.
     async fn close(&self);
 }
@@ -90,6 +95,141 @@ pub fn tcp_connect(addr: String) -> Connect {
             Ok(RevConn::new(s))
         })
     })
+}
+
+/// A connector for TLS to `addr` with upstream's key pinning (spec §5.2): the handshake
+/// succeeds only if the server's public key equals the one in `expected_cert_pem` (the
+/// certificate the coordinator generated for this buildlet). Host name and chain are not
+/// checked, as upstream; the server must still prove it holds the private key.
+pub fn tls_pinned_connect(addr: String, expected_cert_pem: &str) -> std::io::Result<Connect> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let cert = CertificateDer::from_pem_slice(expected_cert_pem.as_bytes())
+        .map_err(|e| std::io::Error::other(format!("expected certificate: {e}")))?;
+    let spki = pin::spki(&cert)
+        .ok_or_else(|| std::io::Error::other("expected certificate: no public key found"))?
+        .to_vec();
+    let cfg = tokio_rustls::rustls::ClientConfig::builder()
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(pin::PinnedKey::new(spki)))
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    Ok(Arc::new(move || {
+        let (addr, connector) = (addr.clone(), connector.clone());
+        Box::pin(async move {
+            let tcp = tokio::net::TcpStream::connect(&addr).await?;
+            tcp.set_nodelay(true)?;
+            // The name is not checked; any valid one will do for SNI.
+            let name = ServerName::try_from("buildlet").expect("valid DNS name");
+            Ok(RevConn::new(connector.connect(name, tcp).await?))
+        })
+    }))
+}
+
+mod pin {
+    //! Public-key pinning: compare the server certificate's SubjectPublicKeyInfo.
+    use tokio_rustls::rustls::DigitallySignedStruct;
+    use tokio_rustls::rustls::client::danger::{
+        HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
+    };
+    use tokio_rustls::rustls::crypto::{
+        CryptoProvider, verify_tls12_signature, verify_tls13_signature,
+    };
+    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+
+    /// One DER TLV: (tag, content, rest).
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, b) = b.split_first()?;
+        let (&len0, b) = b.split_first()?;
+        let (len, b) = if len0 < 0x80 {
+            (usize::from(len0), b)
+        } else {
+            let n = usize::from(len0 & 0x7f);
+            if n == 0 || n > 4 || b.len() < n {
+                return None;
+            }
+            let len = b[..n]
+                .iter()
+                .fold(0usize, |a, &x| (a << 8) | usize::from(x));
+            (len, &b[n..])
+        };
+        (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
+    }
+
+    /// The SubjectPublicKeyInfo (whole TLV) of an X.509 certificate.
+    pub(super) fn spki(cert: &[u8]) -> Option<&[u8]> {
+        let (0x30, cert, _) = tlv(cert)? else {
+            return None;
+        };
+        let (0x30, tbs, _) = tlv(cert)? else {
+            return None;
+        };
+        let mut rest = tbs;
+        if let (0xa0, _, r) = tlv(rest)? {
+            rest = r; // explicit version
+        }
+        for _ in 0..5 {
+            rest = tlv(rest)?.2; // serial, signature, issuer, validity, subject
+        }
+        let (tag, _, after) = tlv(rest)?;
+        (tag == 0x30).then(|| &rest[..rest.len() - after.len()])
+    }
+
+    #[derive(Debug)]
+    pub(super) struct PinnedKey {
+        spki: Vec<u8>,
+        provider: CryptoProvider,
+    }
+
+    impl PinnedKey {
+        pub(super) fn new(spki: Vec<u8>) -> Self {
+            PinnedKey {
+                spki,
+                provider: tokio_rustls::rustls::crypto::ring::default_provider(),
+            }
+        }
+    }
+
+    impl ServerCertVerifier for PinnedKey {
+        fn verify_server_cert(
+            &self,
+            end_entity: &CertificateDer<'_>,
+            _: &[CertificateDer<'_>],
+            _: &ServerName<'_>,
+            _: &[u8],
+            _: UnixTime,
+        ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
+            if spki(end_entity) == Some(self.spki.as_slice()) {
+                Ok(ServerCertVerified::assertion())
+            } else {
+                Err(tokio_rustls::rustls::Error::General(
+                    "unexpected TLS certificate".into(),
+                ))
+            }
+        }
+        fn verify_tls12_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+            verify_tls12_signature(m, c, d, &self.provider.signature_verification_algorithms)
+        }
+        fn verify_tls13_signature(
+            &self,
+            m: &[u8],
+            c: &CertificateDer<'_>,
+            d: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
+            verify_tls13_signature(m, c, d, &self.provider.signature_verification_algorithms)
+        }
+        fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    }
 }
 
 /// Adapts a [`Connect`] to hyper's connector interface.
@@ -170,6 +310,7 @@ impl Default for Heartbeat {
 
 struct Inner {
     http: Client<Connector, ReqBody>,
+    connect: Connect,
     host: String,
     password: String,
     dead: CancellationToken,
@@ -242,9 +383,10 @@ impl HttpClientBuilder {
     pub fn build(self) -> HttpClient {
         let http = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .build(Connector(self.connect));
+            .build(Connector(self.connect.clone()));
         let inner = Arc::new(Inner {
             http,
+            connect: self.connect,
             host: self.host,
             password: self.password,
             dead: CancellationToken::new(),
@@ -555,6 +697,43 @@ impl BuildletClient for HttpClient {
         self.post_form("/removeall", encode_form(&pairs), None)
             .await
             .map(drop)
+    }
+
+    async fn connect_ssh(&self, user: &str, authorized_key: &str) -> Result<RevConn> {
+        use revdial::http1::{parse_response_head, read_head};
+        if self.is_dead() {
+            return Err(Error::Dead);
+        }
+        let attempt = async {
+            let mut conn = (self.inner.connect)().await?;
+            let mut req = format!(
+                "POST /connect-ssh HTTP/1.1\r\nHost: {}\r\nContent-Length: 0\r\nX-Go-Ssh-User: {user}\r\nX-Go-Authorized-Key: {authorized_key}\r\n",
+                self.inner.host
+            );
+            if !self.inner.password.is_empty() {
+                use base64::Engine;
+                let cred = base64::engine::general_purpose::STANDARD
+                    .encode(format!("gomote:{}", self.inner.password));
+                req.push_str(&format!("Authorization: Basic {cred}\r\n"));
+            }
+            req.push_str("\r\n");
+            conn.write_all(req.as_bytes()).await?;
+            conn.flush().await?;
+            let mut buf = bytes::BytesMut::new();
+            let head = read_head(&mut conn, &mut buf, parse_response_head).await?;
+            Ok::<_, std::io::Error>((head, buf, conn))
+        };
+        let (head, buf, conn) = tokio::time::timeout(CONNECT_SSH_LIMIT, attempt)
+            .await
+            .map_err(|_| Error::HeaderTimeout(CONNECT_SSH_LIMIT))??;
+        if head.status != 101 {
+            let body = String::from_utf8_lossy(&buf[..buf.len().min(4096)]).into_owned();
+            return Err(Error::Status {
+                status: head.status_text(),
+                body,
+            });
+        }
+        Ok(RevConn::new(revdial::io::Rewind::new(buf.freeze(), conn)))
     }
 
     async fn close(&self) {

@@ -241,3 +241,76 @@ proptest! {
         });
     }
 }
+
+fn tls_pair() -> (tokio_rustls::TlsAcceptor, String) {
+    use tokio_rustls::rustls::ServerConfig;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let der = CertificateDer::from(cert.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+    let cfg = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    (
+        tokio_rustls::TlsAcceptor::from(Arc::new(cfg)),
+        cert.cert.pem(),
+    )
+}
+
+#[tokio::test]
+async fn tls_key_pinning_accepts_only_the_expected_key() {
+    let (acceptor, pem) = tls_pair();
+    let (_, other_pem) = tls_pair();
+    let w = tempfile::tempdir().unwrap();
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let cfg = buildlet_proto::server::Config::new(w.path().join("w"));
+    tokio::spawn(buildlet_proto::server::serve_tls(
+        l,
+        cfg,
+        Some(acceptor),
+        std::future::pending(),
+    ));
+    let connect = buildlet_proto::client::tls_pinned_connect(addr.clone(), &pem).unwrap();
+    let good = buildlet_proto::HttpClientBuilder::new(&addr, connect).build();
+    assert_eq!(good.status().await.unwrap().version, 29);
+    let connect = buildlet_proto::client::tls_pinned_connect(addr.clone(), &other_pem).unwrap();
+    let bad = buildlet_proto::HttpClientBuilder::new(&addr, connect).build();
+    match bad.status().await {
+        Err(Error::Transport(m)) => assert!(m.contains("unexpected TLS certificate"), "{m}"),
+        other => panic!("a different key was accepted: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn connect_ssh_tunnels_to_the_local_sshd() {
+    // An "sshd" that echoes.
+    let sshd = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ssh_addr = sshd.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = sshd.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = c.split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    let s = common::start_with("P", |c| c.ssh_addr = Some(ssh_addr)).await;
+    let c = client(&s);
+    let mut tunnel = c.connect_ssh("", "").await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tunnel.write_all(b"SSH-2.0-test\r\n").await.unwrap();
+    let mut back = [0u8; 14];
+    tunnel.read_exact(&mut back).await.unwrap();
+    assert_eq!(&back, b"SSH-2.0-test\r\n");
+    // Wrong password: refused before any tunnel.
+    let bad = HttpClient::tcp(&s.addr.to_string())
+        .password("nope")
+        .build();
+    assert!(matches!(
+        bad.connect_ssh("", "").await,
+        Err(Error::Status { .. })
+    ));
+}

@@ -218,7 +218,7 @@ fn write_file<R: Read>(
         let n = match entry.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) => return Err(ExtractError::Tar(e.to_string())),
+            Err(e) => return Err(ExtractError::Tar(format!("reading entry {name}: {e}"))),
         };
         std::io::Write::write_all(&mut file, &buf[..n])
             .map_err(|e| ExtractError::Io(format!("error writing to {rel}: {e}")))?;
