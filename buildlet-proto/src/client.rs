@@ -107,12 +107,12 @@ pub fn tls_pinned_connect(addr: String, expected_cert_pem: &str) -> std::io::Res
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let cert = CertificateDer::from_pem_slice(expected_cert_pem.as_bytes())
         .map_err(|e| std::io::Error::other(format!("expected certificate: {e}")))?;
-    let spki = pin::spki(&cert)
+    let spki = crate::tls::spki(&cert)
         .ok_or_else(|| std::io::Error::other("expected certificate: no public key found"))?
         .to_vec();
     let cfg = tokio_rustls::rustls::ClientConfig::builder()
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(pin::PinnedKey::new(spki)))
+        .with_custom_certificate_verifier(Arc::new(crate::tls::KeyCheck::pinned(spki)))
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
     Ok(Arc::new(move || {
@@ -125,111 +125,6 @@ pub fn tls_pinned_connect(addr: String, expected_cert_pem: &str) -> std::io::Res
             Ok(RevConn::new(connector.connect(name, tcp).await?))
         })
     }))
-}
-
-mod pin {
-    //! Public-key pinning: compare the server certificate's SubjectPublicKeyInfo.
-    use tokio_rustls::rustls::DigitallySignedStruct;
-    use tokio_rustls::rustls::client::danger::{
-        HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-    };
-    use tokio_rustls::rustls::crypto::{
-        CryptoProvider, verify_tls12_signature, verify_tls13_signature,
-    };
-    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-    /// One DER TLV: (tag, content, rest).
-    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-        let (&tag, b) = b.split_first()?;
-        let (&len0, b) = b.split_first()?;
-        let (len, b) = if len0 < 0x80 {
-            (usize::from(len0), b)
-        } else {
-            let n = usize::from(len0 & 0x7f);
-            if n == 0 || n > 4 || b.len() < n {
-                return None;
-            }
-            let len = b[..n]
-                .iter()
-                .fold(0usize, |a, &x| (a << 8) | usize::from(x));
-            (len, &b[n..])
-        };
-        (b.len() >= len).then(|| (tag, &b[..len], &b[len..]))
-    }
-
-    /// The SubjectPublicKeyInfo (whole TLV) of an X.509 certificate.
-    pub(super) fn spki(cert: &[u8]) -> Option<&[u8]> {
-        let (0x30, cert, _) = tlv(cert)? else {
-            return None;
-        };
-        let (0x30, tbs, _) = tlv(cert)? else {
-            return None;
-        };
-        let mut rest = tbs;
-        if let (0xa0, _, r) = tlv(rest)? {
-            rest = r; // explicit version
-        }
-        for _ in 0..5 {
-            rest = tlv(rest)?.2; // serial, signature, issuer, validity, subject
-        }
-        let (tag, _, after) = tlv(rest)?;
-        (tag == 0x30).then(|| &rest[..rest.len() - after.len()])
-    }
-
-    #[derive(Debug)]
-    pub(super) struct PinnedKey {
-        spki: Vec<u8>,
-        provider: CryptoProvider,
-    }
-
-    impl PinnedKey {
-        pub(super) fn new(spki: Vec<u8>) -> Self {
-            PinnedKey {
-                spki,
-                provider: tokio_rustls::rustls::crypto::ring::default_provider(),
-            }
-        }
-    }
-
-    impl ServerCertVerifier for PinnedKey {
-        fn verify_server_cert(
-            &self,
-            end_entity: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
-            if spki(end_entity) == Some(self.spki.as_slice()) {
-                Ok(ServerCertVerified::assertion())
-            } else {
-                Err(tokio_rustls::rustls::Error::General(
-                    "unexpected TLS certificate".into(),
-                ))
-            }
-        }
-        fn verify_tls12_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
-            verify_tls12_signature(m, c, d, &self.provider.signature_verification_algorithms)
-        }
-        fn verify_tls13_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
-            verify_tls13_signature(m, c, d, &self.provider.signature_verification_algorithms)
-        }
-        fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
-            self.provider
-                .signature_verification_algorithms
-                .supported_schemes()
-        }
-    }
 }
 
 /// Adapts a [`Connect`] to hyper's connector interface.

@@ -40,6 +40,7 @@ mod error;
 pub mod reverse;
 pub mod server;
 pub mod tgz;
+mod tls;
 
 #[doc(hidden)]
 pub mod fuzzing;

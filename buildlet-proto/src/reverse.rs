@@ -75,63 +75,10 @@ pub fn tls_client_config(
         }
         None => ClientConfig::builder()
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(insecure::NoVerify::new()))
+            .with_custom_certificate_verifier(Arc::new(crate::tls::KeyCheck::any()))
             .with_no_client_auth(),
     };
     Ok(Arc::new(cfg))
-}
-
-mod insecure {
-    //! Upstream's dev-mode behaviour: accept any coordinator certificate.
-    use tokio_rustls::rustls::DigitallySignedStruct;
-    use tokio_rustls::rustls::client::danger::{
-        HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier,
-    };
-    use tokio_rustls::rustls::crypto::{
-        CryptoProvider, verify_tls12_signature, verify_tls13_signature,
-    };
-    use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-
-    #[derive(Debug)]
-    pub(super) struct NoVerify(CryptoProvider);
-
-    impl NoVerify {
-        pub(super) fn new() -> Self {
-            NoVerify(tokio_rustls::rustls::crypto::ring::default_provider())
-        }
-    }
-
-    impl ServerCertVerifier for NoVerify {
-        fn verify_server_cert(
-            &self,
-            _: &CertificateDer<'_>,
-            _: &[CertificateDer<'_>],
-            _: &ServerName<'_>,
-            _: &[u8],
-            _: UnixTime,
-        ) -> Result<ServerCertVerified, tokio_rustls::rustls::Error> {
-            Ok(ServerCertVerified::assertion())
-        }
-        fn verify_tls12_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
-            verify_tls12_signature(m, c, d, &self.0.signature_verification_algorithms)
-        }
-        fn verify_tls13_signature(
-            &self,
-            m: &[u8],
-            c: &CertificateDer<'_>,
-            d: &DigitallySignedStruct,
-        ) -> Result<HandshakeSignatureValid, tokio_rustls::rustls::Error> {
-            verify_tls13_signature(m, c, d, &self.0.signature_verification_algorithms)
-        }
-        fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
-            self.0.signature_verification_algorithms.supported_schemes()
-        }
-    }
 }
 
 /// Opens one TCP+TLS connection to the coordinator (10 s connect, 30 s handshake).

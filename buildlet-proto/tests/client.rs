@@ -148,14 +148,6 @@ async fn exec_output_streams_as_it_is_printed() {
     assert_eq!(sink.text(), "first\nsecond\n");
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-    })
-}
-
 #[tokio::test]
 async fn exec_timeout_kills_the_process_group() {
     let s = common::start("P").await;
@@ -172,7 +164,7 @@ async fn exec_timeout_kills_the_process_group() {
     }
     let pid: u32 = sink.text().trim().parse().unwrap();
     for _ in 0..50 {
-        if !alive(pid) {
+        if !common::alive(pid) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -692,14 +692,6 @@ async fn case_39_exec_missing_dir() {
     );
 }
 
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-        s.rsplit(')')
-            .next()
-            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
-    })
-}
-
 #[tokio::test]
 async fn case_40_disconnect_kills_the_process_group() {
     let s = start("P").await;
@@ -722,10 +714,10 @@ async fn case_40_disconnect_kills_the_process_group() {
     let text = String::from_utf8_lossy(&got).into_owned();
     let body = text.split("\r\n\r\n").nth(1).unwrap();
     let pid: u32 = body.lines().nth(1).unwrap().trim().parse().unwrap();
-    assert!(alive(pid));
+    assert!(common::alive(pid));
     drop(c);
     for _ in 0..100 {
-        if !alive(pid) {
+        if !common::alive(pid) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -7,15 +7,14 @@ use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::control::{self, Command, Frame, Message};
+use crate::control::{self, Command, Message};
 use crate::error::{Error, Result};
-use crate::io::{Io, RevConn};
+use crate::io::{Io, RevConn, read_control};
 use crate::registry::{Registry, new_id};
 
 /// Tunables of a [`Dialer`]; the defaults are upstream's.
@@ -327,38 +326,12 @@ async fn write_loop<IO: Io>(
 /// Reads control lines; only `pickup-failed` means anything. Any read error, EOF, an
 /// over-long line or invalid JSON closes the Dialer.
 async fn read_loop<IO: Io>(mut rd: ReadHalf<IO>, shared: Arc<Shared>) {
-    let mut buf = BytesMut::with_capacity(control::MAX_LINE);
-    loop {
-        match control::check_line(&buf) {
-            Frame::Line(n) => {
-                let line = buf.split_to(n);
-                match control::decode(&line) {
-                    Ok(m) if m.command == Command::PickupFailed => {
-                        shared.pickup_failed(&m.conn_path, m.err)
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::debug!("revdial.Dialer read {e}");
-                        break;
-                    }
-                }
-                continue;
-            }
-            Frame::TooLong => {
-                tracing::debug!("revdial.Dialer: control line over 4096 bytes");
-                break;
-            }
-            Frame::Incomplete => {}
+    read_control(&mut rd, &shared.closed, "Dialer", |m| {
+        if m.command == Command::PickupFailed {
+            shared.pickup_failed(&m.conn_path, m.err);
         }
-        let read = tokio::select! {
-            _ = shared.closed.cancelled() => break,
-            r = rd.read_buf(&mut buf) => r,
-        };
-        match read {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
+    })
+    .await;
     shared.close();
 }
 

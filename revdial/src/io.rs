@@ -6,8 +6,11 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{Buf, Bytes};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio_util::sync::CancellationToken;
+
+use crate::control::{self, Frame, Message};
 
 /// A stream whose first reads return `prefix`, then the inner stream's bytes. Used after
 /// parsing an HTTP head, so bytes that arrived with the head are never lost.
@@ -139,5 +142,47 @@ impl AsyncWrite for RevConn {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.0.as_mut().poll_shutdown(cx)
+    }
+}
+
+/// Reads control messages until `closed` is cancelled, the peer ends the stream or errs,
+/// a line exceeds [`control::MAX_LINE`], or a line is not a valid message (both sides of
+/// the protocol close on all of these). `who` names the side in logs.
+pub(crate) async fn read_control<R: AsyncRead + Unpin>(
+    rd: &mut R,
+    closed: &CancellationToken,
+    who: &str,
+    mut on_message: impl FnMut(Message),
+) {
+    let mut buf = BytesMut::with_capacity(control::MAX_LINE);
+    loop {
+        match control::check_line(&buf) {
+            Frame::Line(n) => {
+                let line = buf.split_to(n);
+                match control::decode(&line) {
+                    Ok(m) => on_message(m),
+                    Err(e) => {
+                        tracing::debug!("revdial.{who} read {e}");
+                        return;
+                    }
+                }
+                continue;
+            }
+            Frame::TooLong => {
+                tracing::debug!(
+                    "revdial.{who}: control line over {} bytes",
+                    control::MAX_LINE
+                );
+                return;
+            }
+            Frame::Incomplete => {}
+        }
+        let read = tokio::select! {
+            _ = closed.cancelled() => return,
+            r = rd.read_buf(&mut buf) => r,
+        };
+        if !matches!(read, Ok(n) if n > 0) {
+            return;
+        }
     }
 }

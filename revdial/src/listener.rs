@@ -9,14 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::control::{self, Command, Frame, Message};
+use crate::control::{self, Command, Message};
 use crate::error::{Error, Result};
 use crate::http1::{SwitchError, request_switch};
-use crate::io::{Io, RevConn, Rewind};
+use crate::io::{Io, RevConn, Rewind, read_control};
 
 /// Opens a fresh connection to the public server, already TLS-established.
 pub type DialBack =
@@ -124,34 +124,12 @@ struct PickupCtx {
 }
 
 async fn read_loop<IO: Io>(mut rd: ReadHalf<IO>, ctx: PickupCtx) {
-    let mut buf = BytesMut::with_capacity(control::MAX_LINE);
-    loop {
-        match control::check_line(&buf) {
-            Frame::Line(n) => {
-                let line = buf.split_to(n);
-                match control::decode(&line) {
-                    Ok(m) if m.command == Command::ConnReady => {
-                        tokio::spawn(pickup(ctx.clone(), m.conn_path));
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::debug!("revdial.Listener read {e}");
-                        break;
-                    }
-                }
-                continue;
-            }
-            Frame::TooLong => break,
-            Frame::Incomplete => {}
+    read_control(&mut rd, &ctx.closed, "Listener", |m| {
+        if m.command == Command::ConnReady {
+            tokio::spawn(pickup(ctx.clone(), m.conn_path));
         }
-        let read = tokio::select! {
-            _ = ctx.closed.cancelled() => break,
-            r = rd.read_buf(&mut buf) => r,
-        };
-        if !matches!(read, Ok(n) if n > 0) {
-            break;
-        }
-    }
+    })
+    .await;
     ctx.closed.cancel();
 }
 

@@ -302,3 +302,12 @@ pub fn snapshot(root: &Path) -> Vec<(String, bool, u32, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// Whether a process exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    })
+}
