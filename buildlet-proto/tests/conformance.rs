@@ -746,3 +746,26 @@ async fn case_42_connect_ssh_needs_empty_body() {
         (400, "requires zero Content-Length\n")
     );
 }
+
+#[tokio::test]
+async fn failed_write_leaves_no_partial_file() {
+    let s = start("P").await;
+    // Announce 1000 bytes, send 10, hang up.
+    let mut raw = request("PUT", "/write?path=d/partial&mode=420", P, &[], b"");
+    let cl = b"Content-Length: 0\r\n";
+    let at = raw.windows(cl.len()).position(|w| w == cl).unwrap();
+    raw.splice(
+        at..at + cl.len(),
+        b"Content-Length: 1000\r\n".iter().copied(),
+    );
+    raw.extend_from_slice(b"0123456789");
+    let mut c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    c.write_all(&raw).await.unwrap();
+    drop(c);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!s.w.join("d/partial").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(s.w.join("d"))
+        .map(|d| d.flatten().collect())
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}

@@ -262,3 +262,114 @@ async fn binary_direct_mode_serves_and_stops_on_sigterm() {
         .unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// A TLS server that answers every request on a connection with the next reply of
+/// `replies`, recording request lines (per connection).
+async fn scripted(
+    replies: Vec<&'static str>,
+) -> (
+    std::net::SocketAddr,
+    mpsc::UnboundedReceiver<Vec<String>>,
+    String,
+) {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let pem = cert.cert.pem();
+    let der = CertificateDer::from(cert.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
+    let acceptor = TlsAcceptor::from(Arc::new(
+        ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![der], key)
+            .unwrap(),
+    ));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = l.accept().await {
+            let Ok(tls) = acceptor.accept(tcp).await else {
+                continue;
+            };
+            let mut r = BufReader::new(tls);
+            let mut seen = Vec::new();
+            for reply in &replies {
+                let mut line = String::new();
+                if r.read_line(&mut line).await.unwrap_or(0) == 0 {
+                    break;
+                }
+                seen.push(line.trim_end().to_owned());
+                loop {
+                    let mut h = String::new();
+                    if r.read_line(&mut h).await.unwrap_or(0) == 0 || h == "\r\n" {
+                        break;
+                    }
+                }
+                r.get_mut().write_all(reply.as_bytes()).await.unwrap();
+            }
+            let _ = tx.send(seen);
+        }
+    });
+    (addr, rx, pem)
+}
+
+async fn run_binary_once(addr: std::net::SocketAddr, ca_pem: &str) -> std::process::ExitStatus {
+    let w = tempfile::tempdir().unwrap();
+    let ca = w.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let health = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = std::process::Command::new(buildlet_bin())
+        .args([
+            "--reverse-type",
+            "host-linux-amd64-local",
+            "--coordinator",
+            &addr.to_string(),
+            "--halt=false",
+        ])
+        .args([
+            "--health-addr",
+            &health.to_string(),
+            "--coordinator-ca",
+            ca.to_str().unwrap(),
+        ])
+        .arg("--workdir")
+        .arg(w.path().join("w"))
+        .env("RUST_LOG", "error")
+        .spawn()
+        .unwrap();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::task::spawn_blocking(move || child.wait()),
+    )
+    .await
+    .expect("the buildlet did not exit")
+    .unwrap()
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn case_48_registration_follows_one_relative_redirect_only() {
+    let redirect =
+        "HTTP/1.1 307 Temporary Redirect\r\nLocation: /x/reverse\r\nContent-Length: 0\r\n\r\n";
+    let (addr, mut seen, pem) = scripted(vec![redirect, redirect, redirect]).await;
+    let status = run_binary_once(addr, &pem).await;
+    assert_eq!(status.code(), Some(1));
+    let lines = seen.recv().await.unwrap();
+    assert_eq!(
+        lines,
+        ["GET /reverse HTTP/1.1", "GET /x/reverse HTTP/1.1"],
+        "requests on the connection"
+    );
+
+    let evil =
+        "HTTP/1.1 307 Temporary Redirect\r\nLocation: https://evil/\r\nContent-Length: 0\r\n\r\n";
+    let (addr, mut seen, pem) = scripted(vec![evil, evil]).await;
+    assert_eq!(run_binary_once(addr, &pem).await.code(), Some(1));
+    assert_eq!(seen.recv().await.unwrap(), ["GET /reverse HTTP/1.1"]);
+}
