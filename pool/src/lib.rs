@@ -1,6 +1,11 @@
-//! Buildlet pools (not built yet).
+//! Buildlet pools (in progress): hands out buildlets by host type, fairly and without ever
+//! leaking one.
 //!
-//! This crate will hand out buildlets by host type, fairly and without ever leaking one:
-//! the `BuildletPool` trait whose `Lease` returns its buildlet on drop, per-host-type
-//! scheduler queues with upstream's priorities, a quota ledger, and the local, reverse
-//! and (behind a feature) Kubernetes providers, all passing one conformance suite.
+//! # Layout
+//! - [`queue`]: per-host-type quota queues with upstream's priorities, cancellable
+//!   waiters, position reports, and no head-of-line blocking.
+//!
+//! Still to come (see the pool issue): the `BuildletPool` trait with its RAII `Lease`, the
+//! ledger, the local and reverse providers, and their shared conformance suite.
+
+pub mod queue;
