@@ -344,6 +344,12 @@ impl HttpClient {
         self.inner.dead.cancelled().await
     }
 
+    /// Declares the peer dead without contacting it (its connection is known to be gone):
+    /// every waiting and future call fails with [`Error::Dead`] at once.
+    pub fn abort(&self) {
+        self.mark_dead();
+    }
+
     fn mark_dead(&self) {
         self.inner.dead.cancel();
         let f = self

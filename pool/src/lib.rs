@@ -1,11 +1,61 @@
-//! Buildlet pools (in progress): hands out buildlets by host type, fairly and without ever
-//! leaking one.
+//! Buildlet pools: hand out buildlets by host type, fairly and without ever leaking one.
+//!
+//! A [`BuildletPool`] gives out [`Lease`]s. A lease owns a `BuildletClient` and gives the
+//! buildlet back when dropped, so no code path (error, panic, cancelled task) can leak
+//! one. Waiting is fair: every host type has a [`queue::Quota`] ordered by upstream's
+//! priorities, waiters report their position and cancel by being dropped.
 //!
 //! # Layout
-//! - [`queue`]: per-host-type quota queues with upstream's priorities, cancellable
-//!   waiters, position reports, and no head-of-line blocking.
-//!
-//! Still to come (see the pool issue): the `BuildletPool` trait with its RAII `Lease`, the
-//! ledger, the local and reverse providers, and their shared conformance suite.
+//! - [`queue`]: per-host-type quota queues.
+//! - [`lease`]: the RAII lease.
+//! - [`providers`]: `local` (in-process buildlet servers on loopback, the embedded default)
+//!   and `reverse` (machines that dial in over revdial).
+//! - [`conformance`] (feature `conformance`): the suite every provider passes.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
+mod error;
+pub mod lease;
+pub mod providers;
 pub mod queue;
+
+use async_trait::async_trait;
+use dashboard_types::{BuildletWaitStatus, ReverseBuilderStatus};
+use tokio::sync::watch;
+
+pub use error::{Error, Result};
+pub use lease::{Lease, Release};
+pub use queue::SchedItem;
+
+/// A request for a buildlet.
+#[derive(Debug)]
+pub struct LeaseRequest {
+    /// What is waiting; its host type selects the machines.
+    pub item: SchedItem,
+    /// Receives the queue position while waiting (upstream's `BuildletWaitStatus`).
+    pub progress: Option<watch::Sender<BuildletWaitStatus>>,
+}
+
+impl LeaseRequest {
+    /// A request for `item`, without progress reports.
+    pub fn new(item: SchedItem) -> LeaseRequest {
+        LeaseRequest {
+            item,
+            progress: None,
+        }
+    }
+}
+
+/// A source of buildlets. Keep it small: the coordinator composes the rest.
+#[async_trait]
+pub trait BuildletPool: Send + Sync {
+    /// Waits for a buildlet of `req.item.host_type`, its work dir wiped. Dropping the future
+    /// cancels the wait.
+    async fn lease(&self, req: LeaseRequest) -> Result<Lease>;
+
+    /// Machines and waiters per host type, in the dashboard's JSON shape.
+    fn status(&self) -> ReverseBuilderStatus;
+}
+
+/// A trait object, as pools are stored.
+pub type DynPool = dyn BuildletPool;

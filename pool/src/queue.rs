@@ -307,11 +307,15 @@ pub struct Waiter {
 impl Waiter {
     /// Waiters ordered before this one (upstream's `BuildletWaitStatus.ahead`); 0 once granted.
     pub fn ahead(&self) -> usize {
-        let s = self.quota.lock();
-        s.waiting
-            .iter()
-            .position(|e| e.seq == self.seq)
-            .unwrap_or(0)
+        self.position().ahead()
+    }
+
+    /// A probe of this waiter's position that stays usable while the waiter is awaited.
+    pub fn position(&self) -> Position {
+        Position {
+            quota: self.quota.clone(),
+            seq: self.seq,
+        }
     }
 
     /// The position report sent to waiting clients.
@@ -350,6 +354,24 @@ impl Drop for Waiter {
             s.used = s.used.saturating_sub(self.cost);
         }
         s.pop();
+    }
+}
+
+/// Reads a waiter's position in its queue.
+#[derive(Debug, Clone)]
+pub struct Position {
+    quota: Quota,
+    seq: u64,
+}
+
+impl Position {
+    /// Waiters ordered before it; 0 once granted or gone.
+    pub fn ahead(&self) -> usize {
+        let s = self.quota.lock();
+        s.waiting
+            .iter()
+            .position(|e| e.seq == self.seq)
+            .unwrap_or(0)
     }
 }
 

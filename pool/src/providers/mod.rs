@@ -1,0 +1,4 @@
+//! Pool providers.
+
+pub mod local;
+pub(crate) mod machines;
