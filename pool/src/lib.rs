@@ -6,11 +6,11 @@
 //! priorities, waiters report their position and cancel by being dropped.
 //!
 //! # Layout
-//! - [`queue`]: per-host-type quota queues.
-//! - [`lease`]: the RAII lease.
-//! - [`providers`]: `local` (in-process buildlet servers on loopback, the embedded default)
-//!   and `reverse` (machines that dial in over revdial).
-//! - [`conformance`] (feature `conformance`): the suite every provider passes.
+//! - [`queue`] holds the per-host-type quota queues.
+//! - [`lease`] is the RAII lease.
+//! - [`providers`] has `local` (in-process buildlet servers on loopback, the embedded
+//!   default) and `reverse` (machines that dial in over revdial).
+//! - `conformance` (feature `conformance`) is the suite every provider passes.
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;

@@ -2,3 +2,4 @@
 
 pub mod local;
 pub(crate) mod machines;
+pub mod reverse;
