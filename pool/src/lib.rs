@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`queue`] holds the per-host-type quota queues.
 //! - [`lease`] is the RAII lease.
+//! - [`ledger`] accounts instances, CPUs and memory against limits.
 //! - [`providers`] has `local` (in-process buildlet servers on loopback, the embedded
 //!   default) and `reverse` (machines that dial in over revdial).
 //! - `conformance` (feature `conformance`) is the suite every provider passes.
@@ -16,6 +17,7 @@
 pub mod conformance;
 mod error;
 pub mod lease;
+pub mod ledger;
 pub mod providers;
 pub mod queue;
 
