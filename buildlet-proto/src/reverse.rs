@@ -31,8 +31,9 @@ pub struct ReverseConfig {
     pub hostname: String,
     /// `X-Go-Builder-Key`: hex HMAC-MD5 of the host type under the master key.
     pub key: String,
-    /// TLS client configuration for the coordinator (see [`tls_client_config`]).
-    pub tls: Arc<tokio_rustls::rustls::ClientConfig>,
+    /// TLS client configuration for the coordinator (see [`tls_client_config`]); `None`
+    /// speaks plain TCP (only for loopback: tests, benchmarks, a local TLS terminator).
+    pub tls: Option<Arc<tokio_rustls::rustls::ClientConfig>>,
     /// Redial after the connection ends (with backoff) instead of returning.
     pub reconnect: bool,
     /// Longest wait between redials. Default 60 s.
@@ -90,6 +91,9 @@ async fn dial(cfg: &ReverseConfig) -> std::io::Result<RevConn> {
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
     tcp.set_nodelay(true)?;
+    let Some(tls) = &cfg.tls else {
+        return Ok(RevConn::new(tcp));
+    };
     // SNI is the address minus a trailing :443; in dev mode it may carry a port, which is
     // not a valid DNS name, so fall back to its host part.
     let name = cfg
@@ -101,7 +105,7 @@ async fn dial(cfg: &ReverseConfig) -> std::io::Result<RevConn> {
         .map_err(|e| std::io::Error::other(format!("bad coordinator name {host:?}: {e}")))?;
     let tls = tokio::time::timeout(
         Duration::from_secs(30),
-        TlsConnector::from(cfg.tls.clone()).connect(server_name, tcp),
+        TlsConnector::from(tls.clone()).connect(server_name, tcp),
     )
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timeout"))??;

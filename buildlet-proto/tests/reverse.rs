@@ -104,7 +104,7 @@ async fn registers_like_upstream_and_serves_through_revdial() {
         host_type: "test-reverse-dial".into(),
         hostname: "rusty".into(),
         key: dashboard_types::keys::builder_key(b"gophers rule", "test-reverse-dial"),
-        tls: tls_client_config(Some(co.ca_pem.as_bytes())).unwrap(),
+        tls: Some(tls_client_config(Some(co.ca_pem.as_bytes())).unwrap()),
         reconnect: false,
         max_backoff: Duration::from_secs(1),
     };

@@ -150,39 +150,49 @@ impl State {
     }
 
     fn insert(&mut self, e: Entry) {
-        let at = self
-            .waiting
-            .iter()
-            .position(|w| e.item.before(&w.item))
-            .unwrap_or(self.waiting.len());
+        // `waiting` is sorted by service order; equal items keep arrival order.
+        let at = self.waiting.partition_point(|w| !e.item.before(&w.item));
         self.waiting.insert(at, e);
     }
 
-    /// Grants every waiter that fits, in order, without letting anything pass a waiter
-    /// that has already been passed over `BYPASS_LIMIT` times.
+    /// Grants every waiter that fits, in order, in one pass. A waiter that does not fit
+    /// is counted as passed over each time one behind it is granted; once one has been
+    /// passed over `BYPASS_LIMIT` times, nothing behind it is granted until it is served.
     fn pop(&mut self) {
         let mut i = 0;
+        // Indexes (into `waiting`) of entries passed so far in this pass.
+        let mut blocked: Vec<usize> = Vec::new();
         while i < self.waiting.len() {
+            let free = self.free();
+            if free == 0 {
+                return; // nothing can be granted; the common case when the quota is full
+            }
             let cost = self.waiting[i].cost;
-            if cost <= self.free() {
-                let mut e = self.waiting.remove(i);
-                self.used += cost;
-                if let Some(w) = e.wake.take() {
-                    // A waiter that is already gone gets its quota back in its Drop.
-                    let _ = w.send(());
+            if cost > free {
+                if self.waiting[i].bypassed >= BYPASS_LIMIT {
+                    return;
                 }
+                blocked.push(i);
+                i += 1;
                 continue;
             }
-            let blocked = &mut self.waiting[i];
-            if blocked.bypassed >= BYPASS_LIMIT {
+            for &b in &blocked {
+                self.waiting[b].bypassed += 1;
+            }
+            let mut e = self.waiting.remove(i);
+            self.used += cost;
+            if let Some(w) = e.wake.take() {
+                // A waiter that is already gone gets its quota back in its Drop.
+                let _ = w.send(());
+            }
+            // Entries before `i` keep their indexes; a passed-over one may now be at its
+            // limit, which stops this pass.
+            if blocked
+                .iter()
+                .any(|&b| self.waiting[b].bypassed >= BYPASS_LIMIT)
+            {
                 return;
             }
-            // Count a pass-over only if someone behind actually fits.
-            let free = self.free();
-            if self.waiting[i + 1..].iter().any(|w| w.cost <= free) {
-                self.waiting[i].bypassed += 1;
-            }
-            i += 1;
         }
     }
 }

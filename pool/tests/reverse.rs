@@ -234,7 +234,7 @@ async fn start_in_process(
         host_type: host_type.into(),
         hostname: name.into(),
         key: builder_key(DEV_MASTER_KEY.as_bytes(), host_type),
-        tls: tls_client_config(Some(c.ca_pem.as_bytes())).unwrap(),
+        tls: Some(tls_client_config(Some(c.ca_pem.as_bytes())).unwrap()),
         reconnect: false,
         max_backoff: Duration::from_secs(1),
     };

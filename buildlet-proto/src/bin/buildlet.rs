@@ -209,7 +209,7 @@ async fn main() -> Result<()> {
             host_type: args.reverse_type.clone(),
             hostname: hostname(&args.hostname),
             key,
-            tls: tls_client_config(ca.as_deref())?,
+            tls: Some(tls_client_config(ca.as_deref())?),
             reconnect: args.reconnect,
             max_backoff: std::time::Duration::from_secs(60),
         };
