@@ -424,3 +424,70 @@ async fn wrong_key_is_refused_and_the_binary_exits() {
     assert_eq!(status.code(), Some(1));
     assert_eq!(c.pool.status().host_types["host-a"].connected, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_machine_failing_its_health_check_leaves_the_pool() {
+    let c = coordinator(true).await;
+    // A buildlet whose control connection stays up but whose HTTP goes silent after the
+    // registration probe, so only the health check (timeout 5 s here) can notice; the
+    // client heartbeat would need 30 s or more.
+    let tcp = tokio::net::TcpStream::connect(c.addr).await.unwrap();
+    let mut s = c
+        .connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let key = builder_key(DEV_MASTER_KEY.as_bytes(), "host-a");
+    let mut buf = bytes::BytesMut::new();
+    let headers = [
+        ("X-Go-Builder-Hostname", "silent"),
+        ("X-Go-Builder-Key", key.as_str()),
+        ("X-Go-Builder-Version", "29"),
+        ("X-Go-Host-Type", "host-a"),
+        ("X-Revdial-Version", "2"),
+    ];
+    revdial::http1::request_switch(&mut s, &mut buf, "/reverse", &headers)
+        .await
+        .unwrap();
+    let (addr, connector) = (c.addr, c.connector.clone());
+    let dial: revdial::DialBack = Arc::new(move || {
+        let connector = connector.clone();
+        Box::pin(async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await?;
+            Ok(revdial::RevConn::new(
+                connector
+                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                    .await?,
+            ))
+        })
+    });
+    let mut ln = revdial::Listener::new(
+        revdial::io::Rewind::new(buf.freeze(), s),
+        dial,
+        Default::default(),
+    );
+    tokio::spawn(async move {
+        let mut answered = false;
+        let mut parked = Vec::new();
+        while let Ok(mut conn) = ln.accept().await {
+            let mut b = [0u8; 1024];
+            let _ = conn.read(&mut b).await;
+            if !answered {
+                answered = true;
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"Version\":29}")
+                    .await;
+            }
+            parked.push(conn); // later requests are never answered
+        }
+    });
+    wait_connected(&c.pool, "host-a", 1).await;
+    let start = tokio::time::Instant::now();
+    while c.pool.status().host_types["host-a"].connected > 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "a silent machine stayed in the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
