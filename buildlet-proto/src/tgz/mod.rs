@@ -1,5 +1,5 @@
-//! Secure tar.gz streaming: [`extract`] writes an archive into a directory without ever
-//! writing outside it, and [`pack`] streams a directory out as multi-member gzip, the way
+//! Secure tar.gz streaming: [`extract()`] writes an archive into a directory without ever
+//! writing outside it, and [`pack()`] streams a directory out as multi-member gzip, the way
 //! upstream's `/writetgz` and `/tgz` do (spec §3.4, §3.5).
 //!
 //! Both are blocking and streaming (memory stays bounded whatever the archive size); the
