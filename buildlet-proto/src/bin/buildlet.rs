@@ -27,7 +27,7 @@ struct Args {
     /// Address to listen on in direct mode. AUTO means localhost:5936 (or :443 with TLS).
     #[arg(long, default_value = "AUTO")]
     listen: String,
-    /// Work directory W. Default: <temp>/workdir (or workdir-<reverse-type>), wiped at start.
+    /// Work directory W. Default: $TMPDIR/workdir (or workdir-TYPE in reverse mode), wiped at start.
     #[arg(long)]
     workdir: Option<PathBuf>,
     /// Host type to register as; enables reverse mode.
@@ -59,7 +59,7 @@ struct Args {
     /// verification (upstream skips it for any coordinator but farmer.golang.org).
     #[arg(long = "coordinator-ca")]
     coordinator_ca: Option<PathBuf>,
-    /// Reverse mode: builder key file (default $GO_BUILD_KEY_PATH or ~/.gobuildkey-<type>;
+    /// Reverse mode: builder key file (default $GO_BUILD_KEY_PATH or ~/.gobuildkey-TYPE;
     /// in dev mode the key is derived from the dev master key).
     #[arg(long = "key-file")]
     key_file: Option<PathBuf>,
