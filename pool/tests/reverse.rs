@@ -172,6 +172,31 @@ async fn case_45_switch_bytes_and_status_probe() {
 async fn case_47_too_old_buildlet_is_dropped() {
     let c = coordinator(true).await;
     // A buildlet that registers properly but reports version 22.
+    let token = fake_buildlet(&c, "old", "22", |_, mut conn| {
+        tokio::spawn(async move {
+            let mut b = [0u8; 1024];
+            let _ = conn.read(&mut b).await;
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"Version\":22}")
+                .await;
+        });
+    })
+    .await;
+    tokio::time::timeout(Duration::from_secs(10), token.cancelled())
+        .await
+        .expect("control connection not closed");
+    assert_eq!(c.pool.status().host_types["host-a"].connected, 0);
+}
+
+/// Registers a hand-made reverse buildlet of host type `host-a`, named `hostname`, that
+/// reports `version` in its registration and serves each accepted stream with
+/// `serve(stream number, stream)`. Returns the Listener's closed token.
+async fn fake_buildlet(
+    c: &Coordinator,
+    hostname: &str,
+    version: &str,
+    serve: impl Fn(usize, revdial::RevConn) + Send + 'static,
+) -> tokio_util::sync::CancellationToken {
     let tcp = tokio::net::TcpStream::connect(c.addr).await.unwrap();
     let mut s = c
         .connector
@@ -181,9 +206,9 @@ async fn case_47_too_old_buildlet_is_dropped() {
     let key = builder_key(DEV_MASTER_KEY.as_bytes(), "host-a");
     let mut buf = bytes::BytesMut::new();
     let headers = [
-        ("X-Go-Builder-Hostname", "old"),
+        ("X-Go-Builder-Hostname", hostname),
         ("X-Go-Builder-Key", key.as_str()),
-        ("X-Go-Builder-Version", "22"),
+        ("X-Go-Builder-Version", version),
         ("X-Go-Host-Type", "host-a"),
         ("X-Revdial-Version", "2"),
     ];
@@ -195,11 +220,8 @@ async fn case_47_too_old_buildlet_is_dropped() {
         let connector = connector.clone();
         Box::pin(async move {
             let tcp = tokio::net::TcpStream::connect(addr).await?;
-            Ok(revdial::RevConn::new(
-                connector
-                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                    .await?,
-            ))
+            let name = ServerName::try_from("localhost").unwrap();
+            Ok(revdial::RevConn::new(connector.connect(name, tcp).await?))
         })
     });
     let mut ln = revdial::Listener::new(
@@ -209,18 +231,13 @@ async fn case_47_too_old_buildlet_is_dropped() {
     );
     let token = ln.closed_token();
     tokio::spawn(async move {
-        while let Ok(mut conn) = ln.accept().await {
-            let mut b = [0u8; 1024];
-            let _ = conn.read(&mut b).await;
-            let _ = conn
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"Version\":22}")
-                .await;
+        let mut n = 0;
+        while let Ok(conn) = ln.accept().await {
+            serve(n, conn);
+            n += 1;
         }
     });
-    tokio::time::timeout(Duration::from_secs(10), token.cancelled())
-        .await
-        .expect("control connection not closed");
-    assert_eq!(c.pool.status().host_types["host-a"].connected, 0);
+    token
 }
 
 async fn start_in_process(
@@ -431,56 +448,21 @@ async fn a_machine_failing_its_health_check_leaves_the_pool() {
     // A buildlet whose control connection stays up but whose HTTP goes silent after the
     // registration probe, so only the health check (timeout 5 s here) can notice; the
     // client heartbeat would need 30 s or more.
-    let tcp = tokio::net::TcpStream::connect(c.addr).await.unwrap();
-    let mut s = c
-        .connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let key = builder_key(DEV_MASTER_KEY.as_bytes(), "host-a");
-    let mut buf = bytes::BytesMut::new();
-    let headers = [
-        ("X-Go-Builder-Hostname", "silent"),
-        ("X-Go-Builder-Key", key.as_str()),
-        ("X-Go-Builder-Version", "29"),
-        ("X-Go-Host-Type", "host-a"),
-        ("X-Revdial-Version", "2"),
-    ];
-    revdial::http1::request_switch(&mut s, &mut buf, "/reverse", &headers)
-        .await
-        .unwrap();
-    let (addr, connector) = (c.addr, c.connector.clone());
-    let dial: revdial::DialBack = Arc::new(move || {
-        let connector = connector.clone();
-        Box::pin(async move {
-            let tcp = tokio::net::TcpStream::connect(addr).await?;
-            Ok(revdial::RevConn::new(
-                connector
-                    .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                    .await?,
-            ))
-        })
-    });
-    let mut ln = revdial::Listener::new(
-        revdial::io::Rewind::new(buf.freeze(), s),
-        dial,
-        Default::default(),
-    );
-    tokio::spawn(async move {
-        let mut answered = false;
-        let mut parked = Vec::new();
-        while let Ok(mut conn) = ln.accept().await {
+    let parked = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _token = fake_buildlet(&c, "silent", "29", move |n, mut conn| {
+        let parked = parked.clone();
+        tokio::spawn(async move {
             let mut b = [0u8; 1024];
             let _ = conn.read(&mut b).await;
-            if !answered {
-                answered = true;
+            if n == 0 {
                 let _ = conn
                     .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 14\r\n\r\n{\"Version\":29}")
                     .await;
             }
-            parked.push(conn); // later requests are never answered
-        }
-    });
+            parked.lock().unwrap().push(conn); // later requests are never answered
+        });
+    })
+    .await;
     wait_connected(&c.pool, "host-a", 1).await;
     let start = tokio::time::Instant::now();
     while c.pool.status().host_types["host-a"].connected > 0 {
