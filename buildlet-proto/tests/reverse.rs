@@ -25,19 +25,23 @@ struct Coordinator {
     ca_pem: String,
 }
 
-async fn coordinator() -> Coordinator {
+/// A TLS acceptor with a fresh self-signed certificate for localhost and 127.0.0.1, and
+/// that certificate's PEM (for the buildlet's `--coordinator-ca`).
+fn tls_server() -> (TlsAcceptor, String) {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let ca_pem = cert.cert.pem();
     let der = CertificateDer::from(cert.cert.der().to_vec());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-    let acceptor = TlsAcceptor::from(Arc::new(
-        ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![der], key)
-            .unwrap(),
-    ));
+    let cfg = ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![der], key)
+        .unwrap();
+    (TlsAcceptor::from(Arc::new(cfg)), cert.cert.pem())
+}
+
+async fn coordinator() -> Coordinator {
+    let (acceptor, ca_pem) = tls_server();
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let registry = Registry::new();
@@ -273,18 +277,7 @@ async fn scripted(
     String,
 ) {
     use tokio::io::{AsyncBufReadExt, BufReader};
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
-    let pem = cert.cert.pem();
-    let der = CertificateDer::from(cert.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-    let acceptor = TlsAcceptor::from(Arc::new(
-        ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(vec![der], key)
-            .unwrap(),
-    ));
+    let (acceptor, pem) = tls_server();
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let (tx, rx) = mpsc::unbounded_channel();
