@@ -118,8 +118,7 @@ async fn every_method_against_the_real_server() {
     );
     c.close().await;
     assert!(matches!(c.status().await, Err(Error::Dead)));
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(s.halted.load(Ordering::SeqCst));
+    common::wait_halted(&s).await;
 }
 
 #[tokio::test]

@@ -311,3 +311,14 @@ pub fn alive(pid: u32) -> bool {
             .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
     })
 }
+
+/// Waits (up to 10 s; the hook runs 1 s after `/halt`) for the server's halt hook.
+pub async fn wait_halted(s: &Server) {
+    for _ in 0..100 {
+        if s.halted.load(Ordering::SeqCst) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the halt hook did not run");
+}
