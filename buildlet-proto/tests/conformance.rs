@@ -730,7 +730,10 @@ async fn case_41_halt() {
     let s = start("P").await;
     let r = send(s.addr, &request("POST", "/halt", P, &[], b"")).await;
     assert_eq!((r.status, r.body.len()), (200, 0));
-    assert!(!s.halted.load(std::sync::atomic::Ordering::SeqCst), "halted before the 1 s delay");
+    assert!(
+        !s.halted.load(std::sync::atomic::Ordering::SeqCst),
+        "halted before the 1 s delay"
+    );
     common::wait_halted(&s).await;
     let r = send(s.addr, &request("GET", "/halt", P, &[], b"")).await;
     assert_eq!(r.status, 400);
