@@ -326,8 +326,8 @@ impl std::error::Error for SwitchError {}
 
 impl SwitchError {
     /// The path upstream puts in `pickup-failed` after this error (see spec §6.3 quirk);
-    /// `None` means the key is omitted. We always prefer to echo the path we asked for,
-    /// which a Go dialer ignores and ours uses to find the waiting dial.
+    /// `None` means the key is omitted (the Listener keeps this quirk, so Go and Rust
+    /// dialers see the same messages; ours then falls back to its stale tickets).
     pub fn last_location(&self) -> Option<&str> {
         match self {
             SwitchError::TooManyRedirects { location } => Some(location),
@@ -439,8 +439,10 @@ pub async fn write_go_error<IO: AsyncWrite + Unpin>(
         400 => "Bad Request",
         403 => "Forbidden",
         405 => "Method Not Allowed",
+        404 => "Not Found",
         412 => "Precondition Failed",
         500 => "Internal Server Error",
+        502 => "Bad Gateway",
         _ => "Error",
     };
     let body = format!("{msg}\n");

@@ -6,7 +6,6 @@
 //! request head is read here: `/connect-ssh` is served raw; everything else (that request
 //! included, replayed byte for byte) goes to hyper and the router.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -314,6 +313,3 @@ fn join_location(base: &hyper::Uri, loc: &str) -> String {
         format!("{scheme}://{auth}{dir}/{loc}")
     }
 }
-
-#[allow(dead_code)]
-fn _assert_infallible(_: Infallible) {}

@@ -122,7 +122,7 @@ fn write_file(root: &Dir, rel: &str, mode: GoFileMode, mut body: impl Read) -> i
     let (parent, base) = rel.rsplit_once('/').unwrap_or(("", rel));
     mkdirs(root, parent)?;
     let mut suffix = [0u8; 8];
-    getrandom_fill(&mut suffix);
+    getrandom::fill(&mut suffix).map_err(|e| io::Error::other(format!("random temp name: {e}")))?;
     let tmp_base = format!(".{base}.buildlet-{}", hex(&suffix));
     let tmp = if parent.is_empty() {
         tmp_base
@@ -143,20 +143,6 @@ fn write_file(root: &Dir, rel: &str, mode: GoFileMode, mut body: impl Read) -> i
         let _ = root.remove_file(&tmp);
     }
     done
-}
-
-fn getrandom_fill(buf: &mut [u8]) {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    // Uniqueness, not secrecy: time and a process-wide counter are enough.
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let v = (t ^ n.rotate_left(32) ^ u64::from(std::process::id())).to_le_bytes();
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = v[i % 8];
-    }
 }
 
 fn hex(b: &[u8]) -> String {
@@ -345,22 +331,15 @@ pub(crate) async fn ls(State(st): State<AppState>, req: Request) -> Response {
         ),
         Some(Ok(first)) => {
             let rest = tokio_stream_from(rx);
-            let stream = futures_util::stream::once(async move { Ok(first) }).chain_stream(rest);
+            let stream = futures_util::StreamExt::chain(
+                futures_util::stream::once(async move { Ok(first) }),
+                rest,
+            );
             text(Body::from_stream(stream))
         }
         None => text(""),
     }
 }
-
-trait ChainStream: futures_util::Stream + Sized {
-    fn chain_stream<S: futures_util::Stream<Item = Self::Item>>(
-        self,
-        other: S,
-    ) -> futures_util::stream::Chain<Self, S> {
-        futures_util::StreamExt::chain(self, other)
-    }
-}
-impl<S: futures_util::Stream> ChainStream for S {}
 
 struct LsOptions {
     recursive: bool,
