@@ -1,0 +1,577 @@
+//! Reader **N**: the current benchmark reader (golang.org/x/perf `benchfmt`), and its writer.
+//!
+//! It parses benchmark lines fully (iterations, values, units), tidies units, reads unit
+//! metadata lines, and reports malformed benchmark lines as non-fatal [`SyntaxError`]s.
+//! It reuses one result buffer, so parsing allocates nothing per line in the steady state.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, Write};
+use std::sync::Arc;
+
+use super::Error;
+use super::lines::Lines;
+use super::number::{atof, atoi, format_go_float};
+use super::syntax::{ConfigLine, parse_config_line, split_field};
+use super::units::tidy_unit;
+
+/// A unit name, shared between results (units repeat on every line).
+pub type Unit = Arc<[u8]>;
+
+/// One configuration entry in force for a result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// The key.
+    pub key: Vec<u8>,
+    /// The value.
+    pub value: Vec<u8>,
+    /// True for keys from the file; false for internal keys set by tools (such as `.file`).
+    pub file: bool,
+}
+
+/// One measurement of a result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Value {
+    /// The value in the tidied unit.
+    pub value: f64,
+    /// The tidied unit (`sec/op` for `ns/op`).
+    pub unit: Unit,
+    /// The value as written, when tidying changed it.
+    pub orig_value: f64,
+    /// The unit as written, when tidying changed the value; `None` otherwise.
+    pub orig_unit: Option<Unit>,
+}
+
+/// One benchmark result. The reader overwrites it on every call; clone it to keep it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BenchResult {
+    /// The configuration in force, in first-seen order.
+    pub config: Vec<Config>,
+    /// The full name: the text after `Benchmark` up to the first blank.
+    pub name: Vec<u8>,
+    /// The iteration count.
+    pub iters: i64,
+    /// The measurements, in line order.
+    pub values: Vec<Value>,
+    /// The file name given to the reader, or `<unknown>`.
+    pub file_name: Arc<str>,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+impl BenchResult {
+    /// The value of a configuration key, if set.
+    pub fn get_config(&self, key: &[u8]) -> Option<&[u8]> {
+        self.config
+            .iter()
+            .find(|c| c.key == key)
+            .map(|c| c.value.as_slice())
+    }
+
+    /// Sets a configuration key (appending it if new).
+    pub fn set_config(&mut self, key: &[u8], value: &[u8], file: bool) {
+        match self.config.iter_mut().find(|c| c.key == key) {
+            Some(c) => {
+                c.value.clear();
+                c.value.extend_from_slice(value);
+                c.file = file;
+            }
+            None => self.config.push(Config {
+                key: key.to_vec(),
+                value: value.to_vec(),
+                file,
+            }),
+        }
+    }
+
+    /// Deletes a configuration key: the last entry takes its place, as upstream does.
+    pub fn delete_config(&mut self, key: &[u8]) {
+        if let Some(i) = self.config.iter().position(|c| c.key == key) {
+            self.config.swap_remove(i);
+        }
+    }
+
+    /// The base name: the text before the first `/`, or without `/`, the name minus its
+    /// GOMAXPROCS suffix.
+    pub fn base_name(&self) -> &[u8] {
+        match memchr::memchr(b'/', &self.name) {
+            Some(i) => &self.name[..i],
+            None => strip_procs(&self.name).0,
+        }
+    }
+
+    /// The value of a name part addressed as `/key`: `key=value` parts, and `gomaxprocs`
+    /// from a `-N` suffix.
+    pub fn name_key(&self, key: &[u8]) -> Option<&[u8]> {
+        let (name, procs) = strip_procs(&self.name);
+        let mut parts = name.split(|&b| b == b'/');
+        parts.next();
+        for part in parts {
+            if let Some(eq) = memchr::memchr(b'=', part)
+                && &part[..eq] == key
+            {
+                return Some(&part[eq + 1..]);
+            }
+        }
+        if key == b"gomaxprocs" {
+            return procs;
+        }
+        None
+    }
+}
+
+/// Splits a final `-<digits>` GOMAXPROCS suffix off a name.
+fn strip_procs(name: &[u8]) -> (&[u8], Option<&[u8]>) {
+    if let Some(dash) = memchr::memrchr(b'-', name) {
+        let digits = &name[dash + 1..];
+        if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) {
+            return (&name[..dash], Some(digits));
+        }
+    }
+    (name, None)
+}
+
+/// A `Unit <unit> key=value` line's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitMetadata {
+    /// The tidied unit the metadata is keyed by.
+    pub unit: Unit,
+    /// The key (`better`, `assume`, …).
+    pub key: Vec<u8>,
+    /// The unit as written.
+    pub orig_unit: Unit,
+    /// The value.
+    pub value: Vec<u8>,
+    /// Where it was read.
+    pub file_name: Arc<str>,
+    /// 1-based line number.
+    pub line: usize,
+}
+
+/// A malformed line, reported and skipped; reading goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// The file name, or `<unknown>`.
+    pub file_name: Arc<str>,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong, in upstream's words.
+    pub msg: String,
+}
+
+impl std::fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file_name, self.line, self.msg)
+    }
+}
+
+/// What [`Reader::next_record`] returns.
+#[derive(Debug, Clone, Copy)]
+pub enum Record<'a> {
+    /// A benchmark result.
+    Result(&'a BenchResult),
+    /// A unit metadata entry seen for the first time.
+    UnitMetadata(&'a UnitMetadata),
+    /// A malformed line.
+    SyntaxError(&'a SyntaxError),
+}
+
+#[derive(Debug)]
+enum Queued {
+    Result,
+    Metadata(UnitMetadata),
+    Error(SyntaxError),
+}
+
+/// Tidied form of a unit, cached by its spelling.
+#[derive(Debug, Clone)]
+struct Tidied {
+    raw: Unit,
+    tidy: Unit,
+    factor: f64,
+}
+
+/// The name of files whose name the caller did not give.
+const UNKNOWN_FILE: &str = "<unknown>";
+
+/// Streams [`Record`]s out of benchmark text.
+#[derive(Debug)]
+pub struct Reader<R> {
+    lines: Lines<R>,
+    result: BenchResult,
+    queue: VecDeque<Queued>,
+    current: Option<Queued>,
+    units: HashMap<(Unit, Vec<u8>), UnitMetadata>,
+    /// Recently seen units; a handful cover nearly every line.
+    recent_units: Vec<Tidied>,
+    failed: bool,
+}
+
+impl<R: BufRead> Reader<R> {
+    /// A reader of `input`, whose errors name `<unknown>` as the file.
+    pub fn new(input: R) -> Self {
+        Reader {
+            lines: Lines::new(input),
+            result: BenchResult {
+                file_name: Arc::from(UNKNOWN_FILE),
+                ..BenchResult::default()
+            },
+            queue: VecDeque::new(),
+            current: None,
+            units: HashMap::new(),
+            recent_units: Vec::new(),
+            failed: false,
+        }
+    }
+
+    /// Starts reading another input, as upstream's `Reset`: configuration starts empty,
+    /// except for the internal keys given (`.file` and such); unit metadata carries over.
+    pub fn reset(&mut self, input: R, file_name: &str, internal: &[(&[u8], &[u8])]) {
+        self.lines = Lines::new(input);
+        self.result.config.clear();
+        self.result.file_name = Arc::from(file_name);
+        for (k, v) in internal {
+            self.result.set_config(k, v, false);
+        }
+        self.queue.clear();
+        self.current = None;
+        self.failed = false;
+    }
+
+    /// All unit metadata read so far, keyed by (tidied unit, key).
+    pub fn units(&self) -> &HashMap<(Unit, Vec<u8>), UnitMetadata> {
+        &self.units
+    }
+
+    /// The next record; `None` at the end of input; `Some(Err)` once, for a fatal read error
+    /// (such as a line over [`super::MAX_LINE`]), after which reading stops.
+    pub fn next_record(&mut self) -> Option<Result<Record<'_>, Error>> {
+        if self.queue.is_empty() && !self.fill() {
+            return None;
+        }
+        if self.failed {
+            // `fill` stored the error as the only queued item.
+            return match self.queue.pop_front() {
+                Some(Queued::Error(e)) => Some(Err(Error::Read {
+                    file: e.file_name.to_string(),
+                    line: e.line,
+                    message: e.msg,
+                })),
+                _ => None,
+            };
+        }
+        self.current = self.queue.pop_front();
+        Some(Ok(match self.current.as_ref()? {
+            Queued::Result => Record::Result(&self.result),
+            Queued::Metadata(m) => Record::UnitMetadata(m),
+            Queued::Error(e) => Record::SyntaxError(e),
+        }))
+    }
+
+    /// Reads lines until something is queued; false at the end of input.
+    fn fill(&mut self) -> bool {
+        if self.failed {
+            return false;
+        }
+        while self.queue.is_empty() {
+            let (line_no, line) = match self.lines.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => return false,
+                Err(e) => {
+                    self.failed = true;
+                    self.queue.push_back(Queued::Error(SyntaxError {
+                        file_name: self.result.file_name.clone(),
+                        line: self.lines.line_no,
+                        msg: e.to_string(),
+                    }));
+                    return true;
+                }
+            };
+            if line.starts_with(b"Benchmark") {
+                self.result.line = line_no;
+                match parse_benchmark_line(line, &mut self.result, &mut self.recent_units) {
+                    Ok(true) => self.queue.push_back(Queued::Result),
+                    Ok(false) => {}
+                    Err(msg) => self.queue.push_back(Queued::Error(SyntaxError {
+                        file_name: self.result.file_name.clone(),
+                        line: line_no,
+                        msg,
+                    })),
+                }
+                continue;
+            }
+            if line.first() == Some(&b'U') {
+                let (first, rest) = split_field(line);
+                if first == b"Unit" {
+                    let rest = rest.to_vec();
+                    self.parse_unit_line(&rest, line_no);
+                    continue;
+                }
+            }
+            match parse_config_line(line) {
+                Some(ConfigLine::Set(k, v)) => self.result.set_config(k, v, true),
+                Some(ConfigLine::Delete(k)) => self.result.delete_config(k),
+                None => {}
+            }
+        }
+        true
+    }
+
+    fn parse_unit_line(&mut self, line: &[u8], line_no: usize) {
+        let file_name = self.result.file_name.clone();
+        let error = |msg: String| {
+            Queued::Error(SyntaxError {
+                file_name: file_name.clone(),
+                line: line_no,
+                msg,
+            })
+        };
+        let (unit, mut rest) = split_field(line);
+        if unit.is_empty() {
+            self.queue.push_back(error("missing unit".into()));
+            return;
+        }
+        let tidied = lookup_unit(&mut self.recent_units, unit);
+        loop {
+            let (field, next) = split_field(rest);
+            rest = next;
+            if field.is_empty() {
+                break;
+            }
+            let eq = match memchr::memchr(b'=', field) {
+                Some(eq) if eq > 0 => eq,
+                _ => {
+                    self.queue.push_back(error("expected key=value".into()));
+                    continue;
+                }
+            };
+            let (key, value) = (&field[..eq], &field[eq + 1..]);
+            let map_key = (tidied.tidy.clone(), key.to_vec());
+            if let Some(have) = self.units.get(&map_key) {
+                if have.value != value {
+                    self.queue.push_back(error(format!(
+                        "metadata {} of unit {} already set to {}",
+                        String::from_utf8_lossy(key),
+                        String::from_utf8_lossy(unit),
+                        String::from_utf8_lossy(&have.value)
+                    )));
+                }
+                continue;
+            }
+            let meta = UnitMetadata {
+                unit: tidied.tidy.clone(),
+                key: key.to_vec(),
+                orig_unit: tidied.raw.clone(),
+                value: value.to_vec(),
+                file_name: file_name.clone(),
+                line: line_no,
+            };
+            self.units.insert(map_key, meta.clone());
+            self.queue.push_back(Queued::Metadata(meta));
+        }
+    }
+}
+
+/// The tidied form of `unit`, from the small cache of recent units when possible.
+fn lookup_unit(recent: &mut Vec<Tidied>, unit: &[u8]) -> Tidied {
+    if let Some(t) = recent.iter().find(|t| &*t.raw == unit) {
+        return t.clone();
+    }
+    let (tidy, factor) = tidy_unit(unit);
+    let raw: Unit = Arc::from(unit);
+    let tidy = if tidy == unit {
+        raw.clone()
+    } else {
+        Arc::from(tidy)
+    };
+    let t = Tidied { raw, tidy, factor };
+    // A bounded cache: inputs with endless distinct units cannot grow memory.
+    if recent.len() >= 32 {
+        recent.remove(0);
+    }
+    recent.push(t.clone());
+    t
+}
+
+/// Parses a line starting with `Benchmark` into `result`. `Ok(false)`: the `go test -v`
+/// banner, skipped silently. `Err`: upstream's message.
+fn parse_benchmark_line(
+    line: &[u8],
+    result: &mut BenchResult,
+    units: &mut Vec<Tidied>,
+) -> Result<bool, String> {
+    let line = &line[b"Benchmark".len()..];
+    let (name, rest) = split_field(line);
+    if rest.is_empty() && name.len() == line.len() {
+        return Ok(false);
+    }
+    result.name.clear();
+    result.name.extend_from_slice(name);
+    let (count, mut rest) = split_field(rest);
+    if count.is_empty() {
+        return Err("missing iteration count".into());
+    }
+    result.iters = atoi(count).map_err(|e| format!("parsing iteration count: {}", e.as_str()))?;
+    result.values.clear();
+    loop {
+        let (number, next) = split_field(rest);
+        if number.is_empty() {
+            if result.values.is_empty() {
+                return Err("missing measurements".into());
+            }
+            return Ok(true);
+        }
+        let value = atof(number).map_err(|e| format!("parsing measurement: {}", e.as_str()))?;
+        let (unit, next) = split_field(next);
+        if unit.is_empty() {
+            return Err("missing units".into());
+        }
+        rest = next;
+        let t = match units.iter().position(|t| &*t.raw == unit) {
+            Some(i) => &units[i],
+            None => {
+                lookup_unit(units, unit);
+                units.last().expect("just added")
+            }
+        };
+        let tidy_value = value * t.factor;
+        // Upstream keeps the original unit when tidying leaves the number unchanged (0 ns/op).
+        result.values.push(if tidy_value == value {
+            Value {
+                value,
+                unit: t.raw.clone(),
+                orig_value: 0.0,
+                orig_unit: None,
+            }
+        } else {
+            Value {
+                value: tidy_value,
+                unit: t.tidy.clone(),
+                orig_value: value,
+                orig_unit: Some(t.raw.clone()),
+            }
+        });
+    }
+}
+
+/// Writes results in the benchmark format, with configuration blocks when it changes.
+#[derive(Debug)]
+pub struct Writer<W> {
+    out: W,
+    config: HashMap<Vec<u8>, (Vec<u8>, bool)>,
+    order: Vec<Vec<u8>>,
+    /// True until a result is written after the last configuration block.
+    first: bool,
+}
+
+impl<W: Write> Writer<W> {
+    /// A writer that has written nothing.
+    pub fn new(out: W) -> Self {
+        Writer {
+            out,
+            config: HashMap::new(),
+            order: Vec::new(),
+            first: true,
+        }
+    }
+
+    /// The underlying output.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
+    /// Writes one record; syntax errors are dropped, as upstream does.
+    pub fn write_record(&mut self, record: Record<'_>) -> io::Result<()> {
+        match record {
+            Record::Result(r) => self.write_result(r),
+            Record::UnitMetadata(m) => {
+                self.out.write_all(b"Unit ")?;
+                self.out.write_all(&m.orig_unit)?;
+                self.out.write_all(b" ")?;
+                self.out.write_all(&m.key)?;
+                self.out.write_all(b"=")?;
+                self.out.write_all(&m.value)?;
+                self.out.write_all(b"\n")
+            }
+            Record::SyntaxError(_) => Ok(()),
+        }
+    }
+
+    /// Writes one result, preceded by a configuration block if the configuration changed.
+    pub fn write_result(&mut self, r: &BenchResult) -> io::Result<()> {
+        let changed = self.config.len() != r.config.len()
+            || r.config.iter().any(|c| {
+                self.config
+                    .get(&c.key)
+                    .is_none_or(|(v, f)| *v != c.value || *f != c.file)
+            });
+        if changed {
+            self.write_config(r)?;
+        }
+        let mut line = Vec::with_capacity(64);
+        line.extend_from_slice(b"Benchmark");
+        line.extend_from_slice(&r.name);
+        line.extend_from_slice(format!(" {}", r.iters).as_bytes());
+        for v in &r.values {
+            let (value, unit) = match &v.orig_unit {
+                Some(u) => (v.orig_value, u),
+                None => (v.value, &v.unit),
+            };
+            line.push(b' ');
+            line.extend_from_slice(format_go_float(value).as_bytes());
+            line.push(b' ');
+            line.extend_from_slice(unit);
+        }
+        line.push(b'\n');
+        self.first = false;
+        self.out.write_all(&line)
+    }
+
+    fn write_config(&mut self, r: &BenchResult) -> io::Result<()> {
+        let mut buf = Vec::new();
+        if !self.first {
+            buf.push(b'\n');
+            self.first = true;
+        }
+        let mut i = 0;
+        while i < self.order.len() {
+            let key = &self.order[i];
+            match r.config.iter().find(|c| &c.key == key) {
+                None => {
+                    buf.extend_from_slice(key);
+                    buf.extend_from_slice(b":\n");
+                    self.config.remove(key);
+                    self.order.remove(i);
+                    continue;
+                }
+                Some(c) => {
+                    let have = self.config.get_mut(key).expect("order and config agree");
+                    if have.0 != c.value || have.1 != c.file {
+                        if c.file {
+                            push_config(&mut buf, key, &c.value);
+                        }
+                        *have = (c.value.clone(), c.file);
+                    }
+                }
+            }
+            i += 1;
+        }
+        for c in &r.config {
+            if !self.config.contains_key(&c.key) {
+                if c.file {
+                    push_config(&mut buf, &c.key, &c.value);
+                }
+                self.config.insert(c.key.clone(), (c.value.clone(), c.file));
+                self.order.push(c.key.clone());
+            }
+        }
+        buf.push(b'\n');
+        self.out.write_all(&buf)
+    }
+}
+
+fn push_config(buf: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    buf.extend_from_slice(key);
+    buf.extend_from_slice(b": ");
+    buf.extend_from_slice(value);
+    buf.push(b'\n');
+}

@@ -1,0 +1,168 @@
+//! Splitting input into lines the way Go's `bufio.Scanner` does, without copying.
+
+use std::io::{self, BufRead};
+
+/// The longest line either reader accepts, in bytes before the `\n`.
+///
+/// Go's `bufio.Scanner` holds a line in a 64 KiB buffer, so 65,535 bytes is the most it can
+/// return; a longer line stops the scan with `bufio.Scanner: token too long`.
+pub const MAX_LINE: usize = 64 * 1024 - 1;
+
+/// A line-at-a-time view of a [`BufRead`].
+///
+/// Lines are returned as borrowed slices of the reader's own buffer whenever they lie inside
+/// it (always, for an in-memory `&[u8]`), and only copied when a line straddles two refills.
+/// One trailing `\r` is removed, as Go's `ScanLines` does.
+#[derive(Debug)]
+pub(crate) struct Lines<R> {
+    inner: R,
+    /// Bytes of `inner`'s buffer handed out by the last call, consumed on the next one.
+    pending: usize,
+    /// Holds a line that straddles refills.
+    spill: Vec<u8>,
+    /// Number of lines returned so far: the 1-based number of the last line.
+    pub(crate) line_no: usize,
+}
+
+/// Why [`Lines::next_line`] stopped.
+#[derive(Debug)]
+pub(crate) enum LineError {
+    /// A line was longer than [`MAX_LINE`].
+    TooLong,
+    /// The underlying reader failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for LineError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Go's wording, so messages match what upstream tools print.
+            LineError::TooLong => f.write_str("bufio.Scanner: token too long"),
+            LineError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<R: BufRead> Lines<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        Lines {
+            inner,
+            pending: 0,
+            spill: Vec::new(),
+            line_no: 0,
+        }
+    }
+
+    /// The next line and its 1-based number, or `None` at the end of input.
+    pub(crate) fn next_line(&mut self) -> Result<Option<(usize, &[u8])>, LineError> {
+        if self.pending > 0 {
+            self.inner.consume(self.pending);
+            self.pending = 0;
+        }
+        self.spill.clear();
+        // `Some(n)`: the line is the first `n` bytes of the inner buffer (newline at `n`).
+        // `None`: the line is in `spill`.
+        let borrowed: Option<usize>;
+        loop {
+            let avail = self.inner.fill_buf().map_err(LineError::Io)?;
+            if avail.is_empty() {
+                if self.spill.is_empty() {
+                    return Ok(None);
+                }
+                borrowed = None;
+                break;
+            }
+            match memchr::memchr(b'\n', avail) {
+                Some(i) if self.spill.is_empty() => {
+                    if i > MAX_LINE {
+                        return Err(LineError::TooLong);
+                    }
+                    borrowed = Some(i);
+                    break;
+                }
+                Some(i) => {
+                    if self.spill.len() + i > MAX_LINE {
+                        return Err(LineError::TooLong);
+                    }
+                    self.spill.extend_from_slice(&avail[..i]);
+                    self.inner.consume(i + 1);
+                    borrowed = None;
+                    break;
+                }
+                None => {
+                    let n = avail.len();
+                    if self.spill.len() + n > MAX_LINE {
+                        return Err(LineError::TooLong);
+                    }
+                    self.spill.extend_from_slice(avail);
+                    self.inner.consume(n);
+                }
+            }
+        }
+        self.line_no += 1;
+        let line = match borrowed {
+            Some(i) => {
+                self.pending = i + 1;
+                // The buffer is unconsumed, so this returns the same bytes without I/O.
+                &self.inner.fill_buf().map_err(LineError::Io)?[..i]
+            }
+            None => &self.spill[..],
+        };
+        Ok(Some((
+            self.line_no,
+            line.strip_suffix(b"\r").unwrap_or(line),
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all(input: &[u8], cap: usize) -> Result<Vec<Vec<u8>>, String> {
+        let mut lines = Lines::new(io::BufReader::with_capacity(cap, input));
+        let mut out = Vec::new();
+        loop {
+            match lines.next_line() {
+                Ok(Some((_, l))) => out.push(l.to_vec()),
+                Ok(None) => return Ok(out),
+                Err(e) => return Err(format!("{}: {e}", lines.line_no)),
+            }
+        }
+    }
+
+    #[test]
+    fn splits_like_scan_lines() {
+        for cap in [1, 2, 3, 7, 4096] {
+            assert_eq!(
+                all(b"a\r\nb\n\nc\r\r\nlast", cap).unwrap(),
+                vec![
+                    b"a".to_vec(),
+                    b"b".to_vec(),
+                    vec![],
+                    b"c\r".to_vec(),
+                    b"last".to_vec()
+                ]
+            );
+            assert_eq!(all(b"", cap).unwrap(), Vec::<Vec<u8>>::new());
+        }
+    }
+
+    #[test]
+    fn line_limit_is_65535_bytes() {
+        for cap in [1000, 1 << 17] {
+            let mut ok = vec![b'x'; MAX_LINE];
+            ok.push(b'\n');
+            assert_eq!(all(&ok, cap).unwrap().len(), 1);
+            let mut long = b"first\n".to_vec();
+            long.extend(vec![b'x'; MAX_LINE + 1]);
+            long.push(b'\n');
+            assert_eq!(
+                all(&long, cap).unwrap_err(),
+                "1: bufio.Scanner: token too long"
+            );
+            // Without a final newline too.
+            assert!(all(&vec![b'x'; MAX_LINE + 1], cap).is_err());
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! Go's number syntax: `strconv.Atoi`, `strconv.ParseFloat`, and `%v` float printing.
+
+/// Why a number did not parse, worded as Go's `strconv` errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NumError {
+    /// `invalid syntax`
+    Syntax,
+    /// `value out of range`
+    Range,
+}
+
+impl NumError {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            NumError::Syntax => "invalid syntax",
+            NumError::Range => "value out of range",
+        }
+    }
+}
+
+/// `strconv.Atoi` on a 64-bit machine: optional sign, decimal digits.
+pub(crate) fn atoi(b: &[u8]) -> Result<i64, NumError> {
+    use std::num::IntErrorKind;
+    // Rust also accepts a leading `+`, as Go does; both reject everything else non-digit.
+    let s = std::str::from_utf8(b).map_err(|_| NumError::Syntax)?;
+    s.parse::<i64>().map_err(|e| match e.kind() {
+        IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => NumError::Range,
+        _ => NumError::Syntax,
+    })
+}
+
+/// `strconv.ParseFloat(s, 64)`: decimal or hexadecimal, exponent, sign, `Inf`, `NaN`.
+pub(crate) fn atof(b: &[u8]) -> Result<f64, NumError> {
+    // Fast path: most measurements are small unsigned integers.
+    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
+        let mut v: u64 = 0;
+        for &d in b {
+            v = v * 10 + u64::from(d - b'0');
+        }
+        return Ok(v as f64);
+    }
+    // Plain decimals (`12.34`, `1e-05`) go straight to the standard parser, which accepts
+    // exactly Go's decimal syntax for them.
+    if b.first().is_some_and(|c| c.is_ascii_digit() || *c == b'.')
+        && !b.starts_with(b"0x")
+        && !b.starts_with(b"0X")
+        && b.iter()
+            .all(|&c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+    {
+        let s = std::str::from_utf8(b).map_err(|_| NumError::Syntax)?;
+        let v: f64 = s.parse().map_err(|_| NumError::Syntax)?;
+        return if v.is_infinite() {
+            Err(NumError::Range)
+        } else {
+            Ok(v)
+        };
+    }
+    let s = std::str::from_utf8(b).map_err(|_| NumError::Syntax)?;
+    let (neg, body) = match s.as_bytes().first() {
+        Some(b'+') => (false, &s[1..]),
+        Some(b'-') => (true, &s[1..]),
+        _ => (false, s),
+    };
+    let lower = body.to_ascii_lowercase();
+    let magnitude = match lower.as_str() {
+        "inf" | "infinity" => f64::INFINITY,
+        "nan" => f64::NAN,
+        _ if lower.starts_with("0x") => parse_hex(&lower[2..])?,
+        _ => {
+            // Rust's grammar is Go's decimal grammar minus underscores, plus spellings of
+            // infinity and NaN handled above; reject those here so "+nan1" etc. stay errors.
+            if !body
+                .bytes()
+                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+            {
+                return Err(NumError::Syntax);
+            }
+            let v: f64 = body.parse().map_err(|_| NumError::Syntax)?;
+            if v.is_infinite() {
+                return Err(NumError::Range);
+            }
+            v
+        }
+    };
+    Ok(if neg { -magnitude } else { magnitude })
+}
+
+/// A hexadecimal float body after `0x`: hex digits with an optional point, then a mandatory
+/// binary exponent `p±N`.
+fn parse_hex(s: &str) -> Result<f64, NumError> {
+    let (mantissa, exp) = s.split_once('p').ok_or(NumError::Syntax)?;
+    let exp: i32 = exp.parse().map_err(|_| NumError::Syntax)?;
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return Err(NumError::Syntax);
+    }
+    let mut v = 0f64;
+    for c in int.chars().chain(frac.chars()) {
+        v = v * 16.0 + f64::from(c.to_digit(16).ok_or(NumError::Syntax)?);
+    }
+    let scale = exp - 4 * frac.len() as i32;
+    let v = v * 2f64.powi(scale);
+    if v.is_infinite() {
+        return Err(NumError::Range);
+    }
+    Ok(v)
+}
+
+/// Formats `v` as Go's `%v` does: the shortest representation that round-trips, in
+/// exponent form when the decimal exponent is below −4 or at least 6 (`1.234567e+06`,
+/// `1e-05`, `123456`).
+pub fn format_go_float(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    // `{:e}` gives the shortest round-trip digits: "-1.234567e6".
+    let sci = format!("{v:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    if !(-4..6).contains(&exp) {
+        let mut out = String::from(sign);
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push('e');
+        out.push(if exp < 0 { '-' } else { '+' });
+        out.push_str(&format!("{:02}", exp.abs()));
+        return out;
+    }
+    // Plain decimal: place the point `exp + 1` digits in.
+    let point = exp + 1;
+    let mut out = String::from(sign);
+    if point <= 0 {
+        out.push_str("0.");
+        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(&digits);
+    } else if point as usize >= digits.len() {
+        out.push_str(&digits);
+        out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
+    } else {
+        out.push_str(&digits[..point as usize]);
+        out.push('.');
+        out.push_str(&digits[point as usize..]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_v_formatting() {
+        for (v, s) in [
+            (1234567.0, "1.234567e+06"),
+            (123456.0, "123456"),
+            (1726.0, "1726"),
+            (0.5, "0.5"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1e21, "1e+21"),
+            (-2.5e-7, "-2.5e-07"),
+            (0.0, "0"),
+            (1e100, "1e+100"),
+            (f64::INFINITY, "+Inf"),
+        ] {
+            assert_eq!(format_go_float(v), s);
+        }
+    }
+
+    #[test]
+    fn go_float_syntax() {
+        assert_eq!(atof(b"1726"), Ok(1726.0));
+        assert_eq!(atof(b"1.5e3"), Ok(1500.0));
+        assert_eq!(atof(b"-Inf"), Ok(f64::NEG_INFINITY));
+        assert!(atof(b"NaN").unwrap().is_nan());
+        assert_eq!(atof(b"0x1p-2"), Ok(0.25));
+        assert_eq!(atof(b"0x1.8p1"), Ok(3.0));
+        assert_eq!(atof(b"x"), Err(NumError::Syntax));
+        assert_eq!(atof(b"1e400"), Err(NumError::Range));
+        assert_eq!(atof(b""), Err(NumError::Syntax));
+        assert_eq!(atoi(b"+12"), Ok(12));
+        assert_eq!(atoi(b"abc"), Err(NumError::Syntax));
+        assert_eq!(
+            atoi(b"9999999999999999999999999999999"),
+            Err(NumError::Range)
+        );
+    }
+}

@@ -1,0 +1,895 @@
+//! Comparing two or more sets of results the way `benchstat` does.
+//!
+//! Statistics follow golang.org/x/perf `benchmath` with its default assumption (*nothing*,
+//! i.e. non-parametric): the center is the median, its interval the order-statistic
+//! confidence interval from the Binomial(n, ½) distribution, and the comparison a two-sided
+//! Mann–Whitney U test; a delta is shown only when p ≤ α. Units with `assume=exact`
+//! metadata use the mode and report every difference. The table has benchstat's cells
+//! (centers scaled per row, `± P%`, delta, `(p=… n=…)`, a geomean row and footnoted
+//! warnings); column padding is simpler than benchstat's.
+//!
+//! ```
+//! use perfstore::compare::{benchstat, Input, Options};
+//!
+//! let old: String = (0..10).map(|i| format!("BenchmarkX 1 {} ns/op\n", 200 + i)).collect();
+//! let new: String = (0..10).map(|i| format!("BenchmarkX 1 {} ns/op\n", 100 + i)).collect();
+//! let table = benchstat(
+//!     &[Input { label: "old".into(), data: old.into_bytes() },
+//!       Input { label: "new".into(), data: new.into_bytes() }],
+//!     &Options::default(),
+//! );
+//! assert!(table.contains("-48.90% (p=0.000 n=10)"), "{table}");
+//! ```
+
+use std::collections::HashMap;
+
+use crate::benchfmt::{Reader, Record, UnitClass, unit_class};
+
+/// One input file of a comparison.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The column label (benchstat uses the file name).
+    pub label: String,
+    /// Benchmark text.
+    pub data: Vec<u8>,
+}
+
+/// Thresholds of a comparison.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Significance level of the U test; p ≤ alpha is significant.
+    pub alpha: f64,
+    /// Confidence level of the intervals.
+    pub confidence: f64,
+    /// Configuration keys left out of the table key (benchstat's `-ignore`), such as the
+    /// storage server's per-upload labels when comparing two uploads.
+    pub ignore: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            alpha: 0.05,
+            confidence: 0.95,
+            ignore: Vec::new(),
+        }
+    }
+}
+
+/// The median of sorted values (type-8 quantile at ½).
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
+}
+
+/// ln C(n, k).
+fn ln_choose(n: u64, k: u64) -> f64 {
+    ln_factorial(n) - ln_factorial(k) - ln_factorial(n - k)
+}
+
+fn ln_factorial(n: u64) -> f64 {
+    (2..=n).map(|i| (i as f64).ln()).sum()
+}
+
+/// P(B ≤ k) for B ~ Binomial(n, ½).
+fn binomial_half_cdf(n: u64, k: i64) -> f64 {
+    if k < 0 {
+        return 0.0;
+    }
+    let ln_half_n = n as f64 * 0.5f64.ln();
+    (0..=k.min(n as i64) as u64)
+        .map(|i| (ln_choose(n, i) + ln_half_n).exp())
+        .sum::<f64>()
+        .min(1.0)
+}
+
+/// The 1-based order statistics bounding the median at `confidence`, as
+/// `(lo, hi, actual confidence)`; `lo = 0` and `hi = n + 1` mean unbounded.
+pub fn median_ci_orders(n: usize, confidence: f64) -> (usize, usize, f64) {
+    let tail = (1.0 - confidence) / 2.0;
+    let mut lo = 0usize;
+    while lo < n.div_ceil(2) && binomial_half_cdf(n as u64, lo as i64) <= tail {
+        lo += 1;
+    }
+    let hi = n + 1 - lo;
+    let actual = 1.0 - 2.0 * binomial_half_cdf(n as u64, lo as i64 - 1);
+    (lo, hi, actual)
+}
+
+/// The smallest sample size whose median interval is bounded at `confidence`.
+fn median_samples_needed(confidence: f64) -> Option<usize> {
+    (2..=50).find(|&n| {
+        let (lo, hi, _) = median_ci_orders(n, confidence);
+        lo > 0 && hi <= n
+    })
+}
+
+/// A cell's summary: its center and interval, and warnings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    /// The median (or mode, for exact units).
+    pub center: f64,
+    /// Lower bound of the interval (−∞ when the sample is too small).
+    pub lo: f64,
+    /// Upper bound (+∞ when the sample is too small).
+    pub hi: f64,
+    /// Footnotes.
+    pub warnings: Vec<String>,
+}
+
+impl Summary {
+    /// The `± P%` text: the interval's larger relative distance from the center.
+    pub fn pct_range(&self) -> String {
+        if self.lo.is_infinite() || self.hi.is_infinite() {
+            return "∞".into();
+        }
+        if self.center == 0.0 {
+            return "0%".into();
+        }
+        if self.lo.signum() != self.center.signum() && self.lo != 0.0
+            || self.hi.signum() != self.center.signum() && self.hi != 0.0
+        {
+            return "?".into();
+        }
+        let p = (self.hi / self.center - 1.0).max(1.0 - self.lo / self.center);
+        format!("{:.0}%", p * 100.0)
+    }
+}
+
+/// Summarises a sample assuming nothing about its distribution.
+pub fn summarize(values: &[f64], confidence: f64) -> Summary {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    let (lo, hi, _) = median_ci_orders(n, confidence);
+    let lo_v = if lo == 0 {
+        f64::NEG_INFINITY
+    } else {
+        sorted[lo - 1]
+    };
+    let hi_v = if hi > n {
+        f64::INFINITY
+    } else {
+        sorted[hi - 1]
+    };
+    let mut warnings = Vec::new();
+    if lo_v.is_infinite() || hi_v.is_infinite() {
+        warnings.push(match median_samples_needed(confidence) {
+            Some(need) => {
+                format!("need >= {need} samples for confidence interval at level {confidence}")
+            }
+            None => format!("need > 50 samples for confidence interval at level {confidence}"),
+        });
+    }
+    Summary {
+        center: median(&sorted),
+        lo: lo_v,
+        hi: hi_v,
+        warnings,
+    }
+}
+
+/// Summarises a sample of a unit declared `assume=exact`: mode, [min, max].
+pub fn summarize_exact(values: &[f64]) -> Summary {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mut best = (0usize, f64::NAN);
+    let mut i = 0;
+    while i < sorted.len() {
+        let j = sorted[i..].iter().take_while(|&&v| v == sorted[i]).count();
+        if j > best.0 {
+            best = (j, sorted[i]);
+        }
+        i += j;
+    }
+    let (lo, hi) = (
+        sorted.first().copied().unwrap_or(f64::NAN),
+        sorted.last().copied().unwrap_or(f64::NAN),
+    );
+    let mut warnings = Vec::new();
+    if lo != hi {
+        warnings.push(format!(
+            "exact distribution expected, but values range from {} to {}",
+            crate::benchfmt::format_go_float(lo),
+            crate::benchfmt::format_go_float(hi)
+        ));
+    }
+    Summary {
+        center: best.1,
+        lo,
+        hi,
+        warnings,
+    }
+}
+
+/// The result of comparing two samples.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// The p-value (1 when the test could not run).
+    pub p: f64,
+    /// Sample sizes.
+    pub n1: usize,
+    /// Sample sizes.
+    pub n2: usize,
+    /// The significance level used.
+    pub alpha: f64,
+    /// Footnotes.
+    pub warnings: Vec<String>,
+}
+
+impl Comparison {
+    /// The delta text: `~`, `0.00%`, `?` or `%+.2f%%`.
+    pub fn format_delta(&self, old: f64, new: f64) -> String {
+        if self.p > self.alpha {
+            return "~".into();
+        }
+        if old == new {
+            return "0.00%".into();
+        }
+        if old == 0.0 {
+            return "?".into();
+        }
+        format!("{:+.2}%", (new / old - 1.0) * 100.0)
+    }
+
+    /// The annotation: `p=0.PPP n=N` (or `n=N1+N2`), without `p=` when p is 0.
+    pub fn annotation(&self) -> String {
+        let n = if self.n1 == self.n2 {
+            format!("n={}", self.n1)
+        } else {
+            format!("n={}+{}", self.n1, self.n2)
+        };
+        if self.p == 0.0 {
+            n
+        } else {
+            format!("p={:.3} {n}", self.p)
+        }
+    }
+}
+
+/// The smallest n at which 2/C(2n, n) ≤ alpha: fewer samples on both sides can never show
+/// a difference.
+fn u_test_samples_needed(alpha: f64) -> Option<usize> {
+    (1..=9).find(|&n| {
+        2.0 / (ln_choose(2 * n as u64, n as u64).exp()) <= alpha || n == 1 && alpha >= 1.0
+    })
+}
+
+/// Compares two samples with the two-sided Mann–Whitney U test.
+pub fn compare(old: &[f64], new: &[f64], alpha: f64) -> Comparison {
+    let mut c = Comparison {
+        p: 1.0,
+        n1: old.len(),
+        n2: new.len(),
+        alpha,
+        warnings: Vec::new(),
+    };
+    match mann_whitney_p(old, new) {
+        Ok(p) => c.p = p,
+        Err(e) => {
+            c.warnings.push(e.into());
+            return c;
+        }
+    }
+    if c.p > alpha
+        && let Some(need) = u_test_samples_needed(alpha)
+        && c.n1 < need
+        && c.n2 < need
+    {
+        c.warnings.push(format!(
+            "need >= {need} samples to detect a difference at alpha level {alpha}"
+        ));
+    }
+    c
+}
+
+/// Compares two samples of an exact unit: every difference counts (p = 0).
+pub fn compare_exact(old: &[f64], new: &[f64], alpha: f64) -> Comparison {
+    Comparison {
+        p: 0.0,
+        n1: old.len(),
+        n2: new.len(),
+        alpha,
+        warnings: Vec::new(),
+    }
+}
+
+/// The two-sided p-value of the Mann–Whitney U test.
+pub fn mann_whitney_p(x: &[f64], y: &[f64]) -> Result<f64, &'static str> {
+    let (n1, n2) = (x.len(), y.len());
+    if n1 == 0 || n2 == 0 {
+        return Err("sample is too small");
+    }
+    let mut all: Vec<(f64, bool)> = x
+        .iter()
+        .map(|&v| (v, true))
+        .chain(y.iter().map(|&v| (v, false)))
+        .collect();
+    all.sort_by(|a, b| a.0.total_cmp(&b.0));
+    if all.first().map(|a| a.0) == all.last().map(|a| a.0) {
+        return Err("all samples are equal");
+    }
+    // Average ranks for ties; collect tie sizes for the variance correction.
+    let mut r1 = 0.0;
+    let mut ties = Vec::new();
+    let mut i = 0;
+    while i < all.len() {
+        let j = i + all[i..].iter().take_while(|a| a.0 == all[i].0).count();
+        let rank = (i + 1 + j) as f64 / 2.0;
+        r1 += rank * all[i..j].iter().filter(|a| a.1).count() as f64;
+        if j - i > 1 {
+            ties.push(j - i);
+        }
+        i = j;
+    }
+    let u1 = r1 - (n1 * (n1 + 1)) as f64 / 2.0;
+    let u2 = (n1 * n2) as f64 - u1;
+    let u = u1.min(u2);
+    let exact = if ties.is_empty() {
+        n1 <= 50 && n2 <= 50
+    } else {
+        false
+    };
+    if exact {
+        let dist = u_distribution(n1, n2);
+        let total: f64 = dist.iter().sum();
+        let k = u.floor() as usize;
+        let tail: f64 = dist[..=k.min(dist.len() - 1)].iter().sum::<f64>() / total;
+        return Ok((2.0 * tail).min(1.0));
+    }
+    // Normal approximation with tie and continuity corrections.
+    let n = (n1 + n2) as f64;
+    let mean = (n1 * n2) as f64 / 2.0;
+    let tie_term: f64 = ties.iter().map(|&t| (t * t * t - t) as f64).sum::<f64>() / (n * (n - 1.0));
+    let var = (n1 * n2) as f64 / 12.0 * ((n + 1.0) - tie_term);
+    if var <= 0.0 {
+        return Err("all samples are equal");
+    }
+    let z = ((mean - u).abs() - 0.5).max(0.0) / var.sqrt();
+    Ok(erfc(z / std::f64::consts::SQRT_2).min(1.0))
+}
+
+/// Counts of each U value for samples of sizes m and n without ties: the coefficients of
+/// the Gaussian binomial ∏ᵢ (1 − q^(n+i)) / (1 − qⁱ), i = 1..m.
+fn u_distribution(m: usize, n: usize) -> Vec<f64> {
+    let deg = m * n;
+    let mut c = vec![0.0f64; deg + 1];
+    c[0] = 1.0;
+    for i in 1..=m {
+        let up = n + i;
+        for j in (up..=deg).rev() {
+            c[j] -= c[j - up];
+        }
+        for j in i..=deg {
+            c[j] += c[j - i];
+        }
+    }
+    c
+}
+
+/// The complementary error function (Numerical Recipes' Chebyshev fit, |ε| < 1.2e-7,
+/// ample for p-values printed to three places).
+fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+/// The deprecated v1 library's summary: mean and `±` spread after removing outliers
+/// outside [Q1 − 1.5·IQR, Q3 + 1.5·IQR] (type-8 quartiles).
+pub fn v1_summary(values: &[f64]) -> (f64, f64) {
+    let mut s = values.to_vec();
+    s.sort_by(f64::total_cmp);
+    let q = |p: f64| {
+        let n = s.len() as f64;
+        let h = (n + 1.0 / 3.0) * p + 1.0 / 3.0;
+        let lo = (h.floor() as usize).clamp(1, s.len());
+        let hi = (lo + 1).min(s.len());
+        s[lo - 1] + (h - h.floor()) * (s[hi - 1] - s[lo - 1])
+    };
+    let (q1, q3) = (q(0.25), q(0.75));
+    let iqr = q3 - q1;
+    let kept: Vec<f64> = s
+        .iter()
+        .copied()
+        .filter(|&v| v >= q1 - 1.5 * iqr && v <= q3 + 1.5 * iqr)
+        .collect();
+    let mean = kept.iter().sum::<f64>() / kept.len() as f64;
+    let (min, max) = (kept[0], kept[kept.len() - 1]);
+    (mean, (max / mean - 1.0).max(1.0 - min / mean))
+}
+
+/// Formats values of a row with a common prefix and precision (benchunit's scaler).
+pub fn common_scale(values: &[f64], class: UnitClass) -> impl Fn(f64) -> String {
+    let min = values
+        .iter()
+        .map(|v| v.abs())
+        .filter(|&v| v != 0.0 && v.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    let (factors, base): (&[(f64, &str)], f64) = match class {
+        UnitClass::Decimal => (
+            &[
+                (1e12, "T"),
+                (1e9, "G"),
+                (1e6, "M"),
+                (1e3, "k"),
+                (1.0, ""),
+                (1e-3, "m"),
+                (1e-6, "µ"),
+                (1e-9, "n"),
+            ],
+            10.0,
+        ),
+        UnitClass::Binary => (
+            &[
+                (1099511627776.0, "Ti"),
+                (1073741824.0, "Gi"),
+                (1048576.0, "Mi"),
+                (1024.0, "Ki"),
+                (1.0, ""),
+            ],
+            2.0,
+        ),
+    };
+    let _ = base;
+    let mut chosen = (3usize, 1.0f64, "");
+    if min.is_finite() {
+        chosen = (usize::MAX, 0.0, "");
+        for &(f, p) in factors {
+            if min >= 99.995 * f {
+                chosen = (1, f, p);
+            } else if min >= 9.9995 * f {
+                chosen = (2, f, p);
+            } else if min >= 0.99995 * f {
+                chosen = (3, f, p);
+            } else {
+                continue;
+            }
+            break;
+        }
+        if chosen.0 == usize::MAX {
+            let (f, p) = factors[factors.len() - 1];
+            let v = min / f;
+            let mut prec = 3;
+            for (i, exp) in (1..9).enumerate() {
+                prec = i + 3;
+                if v >= 9.9995 * 10f64.powi(-exp) {
+                    break;
+                }
+            }
+            chosen = (prec, f, p);
+        }
+    }
+    let (prec, factor, prefix) = chosen;
+    move |v: f64| format!("{:.*}{}", prec, v / factor, prefix)
+}
+
+/// One (table, unit) of a comparison, in first-seen order.
+#[derive(Debug, Default)]
+struct Table {
+    config: Vec<(Vec<u8>, Vec<u8>)>,
+    unit: String,
+    exact: bool,
+    rows: Vec<String>,
+    cells: HashMap<(String, usize), Vec<f64>>,
+}
+
+const SUPERSCRIPTS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
+
+fn superscript(mut i: usize) -> String {
+    let mut s = Vec::new();
+    loop {
+        s.push(SUPERSCRIPTS[i % 10]);
+        i /= 10;
+        if i == 0 {
+            break;
+        }
+    }
+    s.iter().rev().collect()
+}
+
+/// Reads the inputs and renders benchstat's text tables (first input is the baseline).
+pub fn benchstat(inputs: &[Input], opts: &Options) -> String {
+    let mut tables: Vec<Table> = Vec::new();
+    let mut errors = String::new();
+    let mut exact_units: Vec<Vec<u8>> = Vec::new();
+    for (col, input) in inputs.iter().enumerate() {
+        let mut reader = Reader::new(&input.data[..]);
+        while let Some(rec) = reader.next_record() {
+            match rec {
+                Err(e) => {
+                    errors.push_str(&format!("{}: {e}\n", input.label));
+                    break;
+                }
+                Ok(Record::SyntaxError(e)) => errors.push_str(&format!("{}: {e}\n", input.label)),
+                Ok(Record::UnitMetadata(m)) => {
+                    if m.key == b"assume" && m.value == b"exact" {
+                        exact_units.push(m.unit.to_vec());
+                    }
+                }
+                Ok(Record::Result(r)) => {
+                    let mut config: Vec<(Vec<u8>, Vec<u8>)> = r
+                        .config
+                        .iter()
+                        .filter(|c| c.file && !opts.ignore.iter().any(|k| k.as_bytes() == c.key))
+                        .map(|c| (c.key.clone(), c.value.clone()))
+                        .collect();
+                    config.sort();
+                    let row = String::from_utf8_lossy(&r.name).into_owned();
+                    for v in &r.values {
+                        let unit = String::from_utf8_lossy(&v.unit).into_owned();
+                        let t = match tables
+                            .iter()
+                            .position(|t| t.config == config && t.unit == unit)
+                        {
+                            Some(i) => &mut tables[i],
+                            None => {
+                                tables.push(Table {
+                                    config: config.clone(),
+                                    unit: unit.clone(),
+                                    ..Table::default()
+                                });
+                                tables.last_mut().expect("just pushed")
+                            }
+                        };
+                        t.exact = exact_units.iter().any(|u| u.as_slice() == &*v.unit);
+                        if !t.rows.contains(&row) {
+                            t.rows.push(row.clone());
+                        }
+                        t.cells.entry((row.clone(), col)).or_default().push(v.value);
+                    }
+                }
+            }
+        }
+    }
+    let mut out = errors;
+    let mut last_config: Option<&Vec<(Vec<u8>, Vec<u8>)>> = None;
+    for t in &tables {
+        if last_config != Some(&t.config) {
+            for (k, v) in &t.config {
+                out.push_str(&format!(
+                    "{}: {}\n",
+                    String::from_utf8_lossy(k),
+                    String::from_utf8_lossy(v)
+                ));
+            }
+            last_config = Some(&t.config);
+        }
+        out.push_str(&render_table(t, inputs, opts));
+        out.push('\n');
+    }
+    out
+}
+
+fn render_table(t: &Table, inputs: &[Input], opts: &Options) -> String {
+    let mut notes: Vec<String> = Vec::new();
+    let mut note = |ws: &[String]| -> String {
+        ws.iter()
+            .map(|w| {
+                let i = notes.iter().position(|n| n == w).unwrap_or_else(|| {
+                    notes.push(w.clone());
+                    notes.len() - 1
+                });
+                superscript(i + 1)
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let class = unit_class(t.unit.as_bytes());
+    let mut grid: Vec<Vec<String>> = Vec::new();
+    let mut header1 = vec![String::new()];
+    let mut header2 = vec![String::new()];
+    for (i, input) in inputs.iter().enumerate() {
+        header1.extend([format!("│ {}", input.label), String::new(), String::new()]);
+        header2.extend([format!("│ {}", t.unit), String::new(), String::new()]);
+        if i > 0 {
+            header1.extend([String::new(), String::new(), String::new()]);
+            header2.extend(["vs base".to_string(), String::new(), String::new()]);
+        }
+    }
+    header1.push("│".into());
+    header2.push("│".into());
+    grid.push(header1);
+    grid.push(header2);
+    let mut centers: Vec<Vec<Option<f64>>> = vec![Vec::new(); inputs.len()];
+    for row in &t.rows {
+        let summaries: Vec<Option<Summary>> = (0..inputs.len())
+            .map(|c| {
+                t.cells.get(&(row.clone(), c)).map(|v| {
+                    if t.exact {
+                        summarize_exact(v)
+                    } else {
+                        summarize(v, opts.confidence)
+                    }
+                })
+            })
+            .collect();
+        let values: Vec<f64> = summaries.iter().flatten().map(|s| s.center).collect();
+        let fmt = common_scale(&values, class);
+        let mut line = vec![row.clone()];
+        for (c, s) in summaries.iter().enumerate() {
+            centers[c].push(s.as_ref().map(|s| s.center));
+            match s {
+                None => line.extend(std::iter::repeat_n(
+                    String::new(),
+                    if c > 0 { 6 } else { 3 },
+                )),
+                Some(s) => {
+                    line.push(format!("│ {}", fmt(s.center)));
+                    line.push(format!("± {}", s.pct_range()));
+                    line.push(note(&s.warnings));
+                    if c > 0 {
+                        match (
+                            &summaries[0],
+                            t.cells.get(&(row.clone(), 0)),
+                            t.cells.get(&(row.clone(), c)),
+                        ) {
+                            (Some(base), Some(old), Some(new)) => {
+                                let cmp = if t.exact {
+                                    compare_exact(old, new, opts.alpha)
+                                } else {
+                                    compare(old, new, opts.alpha)
+                                };
+                                line.push(cmp.format_delta(base.center, s.center));
+                                line.push(format!("({})", cmp.annotation()));
+                                line.push(note(&cmp.warnings));
+                            }
+                            _ => line.extend([String::new(), String::new(), String::new()]),
+                        }
+                    }
+                }
+            }
+        }
+        line.push("│".into());
+        grid.push(line);
+    }
+    if t.rows.len() > 1 {
+        let mut line = vec!["geomean".to_string()];
+        let geo: Vec<Option<f64>> = centers
+            .iter()
+            .map(|cs| {
+                let vals: Vec<f64> = cs.iter().flatten().copied().collect();
+                if vals.is_empty() || vals.iter().any(|&v| v <= 0.0) {
+                    None
+                } else {
+                    Some((vals.iter().map(|v| v.ln()).sum::<f64>() / vals.len() as f64).exp())
+                }
+            })
+            .collect();
+        for (c, g) in geo.iter().enumerate() {
+            let mut warnings = Vec::new();
+            match g {
+                Some(g) => line.push(format!("│ {}", common_scale(&[*g], class)(*g))),
+                None => {
+                    line.push("│".into());
+                    warnings.push("summaries must be >0 to compute geomean".to_string());
+                }
+            }
+            line.push(String::new());
+            if c > 0 {
+                line.push(String::new());
+                let mut ratios = Vec::new();
+                let mut differs = false;
+                for (b, v) in centers[0].iter().zip(&centers[c]) {
+                    match (b, v) {
+                        (Some(b), Some(v)) if *b == 0.0 && *v == 0.0 => ratios.push(1.0),
+                        (Some(b), Some(v)) if *b != 0.0 => ratios.push(v / b),
+                        (Some(_), Some(_)) => {}
+                        _ => differs = true,
+                    }
+                }
+                if differs {
+                    warnings.push(
+                        "benchmark set differs from baseline; geomeans may not be comparable"
+                            .into(),
+                    );
+                }
+                let has_ratio = !ratios.is_empty() && ratios.iter().all(|&r| r > 0.0);
+                line.push(if has_ratio {
+                    let r =
+                        (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
+                    format!("{:+.2}%", (r - 1.0) * 100.0)
+                } else {
+                    "?".into()
+                });
+                line.push(String::new());
+            }
+            line.push(note(&warnings));
+        }
+        line.push("│".into());
+        grid.push(line);
+    }
+    let mut out = align(&grid);
+    for (i, n) in notes.iter().enumerate() {
+        out.push_str(&format!("{} {n}\n", superscript(i + 1)));
+    }
+    out
+}
+
+/// Pads each column to its widest cell; the first column left-aligned, the rest right.
+fn align(grid: &[Vec<String>]) -> String {
+    let cols = grid.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; cols];
+    for row in grid {
+        for (i, c) in row.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in grid {
+        let mut line = String::new();
+        for (i, c) in row.iter().enumerate() {
+            if widths[i] == 0 {
+                continue;
+            }
+            let pad = widths[i] - c.chars().count();
+            if i == 0 {
+                line.push_str(c);
+                line.push_str(&" ".repeat(pad));
+            } else {
+                line.push(' ');
+                line.push_str(&" ".repeat(pad));
+                line.push_str(c);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn case_45_ten_vs_ten_separated() {
+        let old: Vec<f64> = (0..10).map(|i| 200.0 + f64::from(i)).collect();
+        let new: Vec<f64> = (0..10).map(|i| 100.0 + f64::from(i)).collect();
+        let c = compare(&old, &new, 0.05);
+        assert!((c.p - 2.0 / 184756.0).abs() < 1e-15, "{}", c.p);
+        assert_eq!(c.annotation(), "p=0.000 n=10");
+        assert_eq!(c.format_delta(204.5, 104.5), "-48.90%");
+    }
+
+    #[test]
+    fn case_46_small_samples() {
+        let c = compare(&[4.0, 5.0, 6.0], &[1.0, 2.0, 3.0], 0.05);
+        assert!((c.p - 0.1).abs() < 1e-12);
+        assert_eq!(c.format_delta(5.0, 2.0), "~");
+        assert_eq!(
+            c.warnings,
+            vec!["need >= 4 samples to detect a difference at alpha level 0.05"]
+        );
+        let c = compare(&[5.0, 6.0, 7.0, 8.0], &[1.0, 2.0, 3.0, 4.0], 0.05);
+        assert!((c.p - 2.0 / 70.0).abs() < 1e-12);
+        assert_eq!(c.format_delta(6.5, 2.5), "-61.54%");
+        assert!(c.warnings.is_empty());
+    }
+
+    #[test]
+    fn case_47_confidence_interval() {
+        let s = summarize(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.95);
+        assert!(s.lo.is_infinite() && s.hi.is_infinite());
+        assert_eq!(s.pct_range(), "∞");
+        assert_eq!(
+            s.warnings,
+            vec!["need >= 6 samples for confidence interval at level 0.95"]
+        );
+        let s = summarize(&[10.0, 11.0, 12.0, 13.0, 14.0, 15.0], 0.95);
+        assert_eq!((s.lo, s.center, s.hi), (10.0, 12.5, 15.0));
+        assert_eq!(s.pct_range(), "20%");
+        assert!(s.warnings.is_empty());
+        assert_eq!(median_ci_orders(10, 0.95).0, 2);
+    }
+
+    #[test]
+    fn case_48_equal_and_exact() {
+        let c = compare(&[5.0; 4], &[5.0; 4], 0.05);
+        assert_eq!(c.p, 1.0);
+        assert_eq!(c.warnings, vec!["all samples are equal"]);
+        assert_eq!(c.format_delta(5.0, 5.0), "~");
+        let table = benchstat(
+            &[
+                Input {
+                    label: "old".into(),
+                    data: b"Unit ns/op assume=exact\nBenchmarkX 1 5 ns/op\n".to_vec(),
+                },
+                Input {
+                    label: "new".into(),
+                    data: b"Unit ns/op assume=exact\nBenchmarkX 1 6 ns/op\n".to_vec(),
+                },
+            ],
+            &Options::default(),
+        );
+        assert!(table.contains("+20.00% (n=1)"), "{table}");
+    }
+
+    #[test]
+    fn case_49_geomean() {
+        let data =
+            |a: u32, b: u32| format!("BenchmarkA 1 {a} x\nBenchmarkB 1 {b} x\n").into_bytes();
+        let table = benchstat(
+            &[
+                Input {
+                    label: "old".into(),
+                    data: data(1, 4),
+                },
+                Input {
+                    label: "new".into(),
+                    data: data(1, 4),
+                },
+            ],
+            &Options::default(),
+        );
+        let geo = table.lines().find(|l| l.starts_with("geomean")).unwrap();
+        assert!(geo.contains("│ 2.000"), "{table}");
+        let table = benchstat(
+            &[
+                Input {
+                    label: "old".into(),
+                    data: data(0, 4),
+                },
+                Input {
+                    label: "new".into(),
+                    data: data(0, 4),
+                },
+            ],
+            &Options::default(),
+        );
+        assert!(
+            table.contains("summaries must be >0 to compute geomean"),
+            "{table}"
+        );
+    }
+
+    #[test]
+    fn case_50_v1_outliers() {
+        let (mean, spread) = v1_summary(&[10.0, 10.0, 10.0, 10.0, 100.0]);
+        assert_eq!(mean, 10.0);
+        assert_eq!(format!("± {:.0}%", spread * 100.0), "± 0%");
+    }
+
+    #[test]
+    fn normal_approximation_with_ties() {
+        // Large samples with ties: the p-value is small and finite.
+        let old: Vec<f64> = (0..60).map(|i| f64::from(100 + i % 7)).collect();
+        let new: Vec<f64> = (0..60).map(|i| f64::from(90 + i % 7)).collect();
+        let c = compare(&old, &new, 0.05);
+        assert!(c.p < 1e-6 && c.p > 0.0, "{}", c.p);
+        let same = compare(&old, &old, 0.05);
+        assert!(same.p > 0.9, "{}", same.p);
+    }
+
+    #[test]
+    fn scaling_like_benchunit() {
+        let f = common_scale(&[46.55e-9], UnitClass::Decimal);
+        assert_eq!(f(46.55e-9), "46.55n");
+        let f = common_scale(&[1.701e-6], UnitClass::Decimal);
+        assert_eq!(f(1.701e-6), "1.701µ");
+        let f = common_scale(&[237.5e-9], UnitClass::Decimal);
+        assert_eq!(f(237.5e-9), "237.5n");
+        let f = common_scale(&[0.0], UnitClass::Decimal);
+        assert_eq!(f(0.0), "0.000");
+        let f = common_scale(&[1.15 * 1073741824.0], UnitClass::Binary);
+        assert_eq!(f(1.15 * 1073741824.0), "1.150Gi");
+    }
+}

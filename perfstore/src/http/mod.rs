@@ -1,0 +1,455 @@
+//! The storage server's HTTP API, and a small HTML UI, as an axum [`Router`].
+//!
+//! | Path | |
+//! |---|---|
+//! | `POST /upload` | multipart `file` parts → `{"uploadid","fileids","viewurl"}` |
+//! | `GET /upload` | an HTML upload form |
+//! | `GET /search?q=` | matching records as benchmark text |
+//! | `GET /uploads?q=&limit=&extra_label=` | one JSON object per upload, newest first |
+//! | `GET /` | help, search and compare forms |
+//! | `GET /ui/search?q=` | search results as HTML |
+//! | `GET /ui/compare?old=&new=` | a benchstat table of two queries |
+//!
+//! Status codes and bodies are upstream's (`text/plain` errors ending in a newline), with
+//! two deliberate differences: a query syntax error is `400 Bad Request` naming the bad term
+//! (upstream answers 500 for what is the client's mistake; Go clients treat any non-200
+//! alike), and an upload over [`ServerConfig::max_upload_bytes`] is `413` (upstream has no
+//! limit). There is no authentication: mount the router behind your own tower layer, which
+//! may set the uploading user with the [`User`] request extension.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, SecondsFormat, Utc};
+use futures_util::StreamExt;
+
+use crate::compare;
+use crate::ingest::{IngestError, SearchPrinter, ServerLabels, UploadBuilder};
+use crate::query::{Query, QueryError};
+use crate::store::{Store, UploadId};
+
+mod ui;
+
+/// Settings of the HTTP API.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Largest accepted `POST /upload` body, in bytes; larger ones get 413.
+    pub max_upload_bytes: u64,
+    /// Base of the `viewurl` of upload responses (the ID is appended, URL-escaped), e.g.
+    /// `https://perf.example.com/search?q=upload:`; `None` omits `viewurl`.
+    pub view_url_base: Option<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_upload_bytes: 64 << 20,
+            view_url_base: None,
+        }
+    }
+}
+
+/// The authenticated user of a request, set by an outer layer; becomes the `by` label.
+#[derive(Debug, Clone)]
+pub struct User(pub String);
+
+#[derive(Debug)]
+struct AppState {
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+}
+
+type Shared = Arc<AppState>;
+
+/// The API and UI over `store`.
+pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
+    let state = Arc::new(AppState { store, config });
+    Router::new()
+        .route("/upload", axum::routing::any(upload))
+        .route("/search", axum::routing::any(search))
+        .route("/uploads", axum::routing::any(uploads))
+        .route("/ui/search", axum::routing::get(ui::search_page))
+        .route("/ui/compare", axum::routing::get(ui::compare_page))
+        .fallback(ui::index_page)
+        .with_state(state)
+}
+
+/// An error response as Go's `http.Error` writes it.
+pub(crate) fn go_error(status: StatusCode, message: impl std::fmt::Display) -> Response {
+    let mut r = (status, format!("{message}\n")).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    r
+}
+
+fn query_error(e: &QueryError) -> Response {
+    go_error(StatusCode::BAD_REQUEST, e)
+}
+
+/// Form parameters from the URL query and, for form-encoded POST bodies, the body.
+async fn params(req: Request) -> Result<Vec<(String, String)>, Response> {
+    let mut out: Vec<(String, String)> = req
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if is_form && req.method() == Method::POST {
+        // Go's ParseForm reads at most 10 MB of body.
+        let body = axum::body::to_bytes(req.into_body(), 10 << 20)
+            .await
+            .map_err(|e| go_error(StatusCode::BAD_REQUEST, e))?;
+        out.extend(form_urlencoded::parse(&body).into_owned());
+    }
+    Ok(out)
+}
+
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+async fn search(State(state): State<Shared>, req: Request) -> Response {
+    let params = match params(req).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let q = match param(&params, "q") {
+        Some(q) if !q.is_empty() => q,
+        _ => return go_error(StatusCode::BAD_REQUEST, "missing q parameter"),
+    };
+    let query = match Query::parse(q) {
+        Ok(q) => q,
+        Err(e) => return query_error(&e),
+    };
+    let records = match state.store.search(&query).await {
+        Ok(s) => s,
+        Err(e) => return go_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let mut printer = SearchPrinter::new();
+    // Errors after the first byte cannot change the status; like upstream, they are
+    // appended to the text.
+    let body = records.map(move |r| {
+        Ok::<_, std::convert::Infallible>(Bytes::from(match r {
+            Ok(content) => printer.print_record(&content),
+            Err(e) => format!("{e}\n").into_bytes(),
+        }))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Body::from_stream(body))
+        .unwrap_or_else(|e| go_error(StatusCode::INTERNAL_SERVER_ERROR, e))
+}
+
+async fn uploads(State(state): State<Shared>, req: Request) -> Response {
+    let params = match params(req).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let q = param(&params, "q").unwrap_or("");
+    let limit = match param(&params, "limit") {
+        None | Some("") => Some(1000),
+        Some(l) => match l.parse::<i64>() {
+            // Negative limits are unlimited, as SQLite treats upstream's `LIMIT -1`.
+            Ok(l) if l <= 0 => None,
+            Ok(l) => Some(l as u64),
+            Err(_) => return go_error(StatusCode::BAD_REQUEST, "invalid limit parameter"),
+        },
+    };
+    let extra: Vec<String> = params
+        .iter()
+        .filter(|(k, _)| k == "extra_label")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let query = match Query::parse(q) {
+        Ok(q) => q,
+        Err(e) => return query_error(&e),
+    };
+    if query.never_matches() {
+        // Upstream quirk kept: its query builder reports a contradiction as io.EOF, which
+        // /uploads returns as an error (while /search answers an empty 200).
+        return go_error(StatusCode::INTERNAL_SERVER_ERROR, "EOF");
+    }
+    let list = match state.store.uploads(&query, &extra, limit).await {
+        Ok(l) => l,
+        Err(e) => return go_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let mut body = Vec::new();
+    for u in list {
+        let info = UploadInfo {
+            count: u.count,
+            upload_id: u.upload_id,
+            label_values: u
+                .label_values
+                .into_iter()
+                .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                .collect(),
+        };
+        // Go's json.Encoder: one value per line.
+        let _ = serde_json::to_writer(&mut body, &info);
+        body.push(b'\n');
+    }
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// One `/uploads` line, with upstream's field names and order.
+#[derive(Debug, serde::Serialize)]
+struct UploadInfo {
+    #[serde(rename = "Count")]
+    count: u64,
+    #[serde(rename = "UploadID")]
+    upload_id: String,
+    #[serde(
+        rename = "LabelValues",
+        skip_serializing_if = "std::collections::BTreeMap::is_empty"
+    )]
+    label_values: std::collections::BTreeMap<String, String>,
+}
+
+/// Why an upload failed, and the status it gets.
+#[derive(Debug, thiserror::Error)]
+enum UploadError {
+    #[error("upload is larger than the configured limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("{0}")]
+    Multipart(String),
+    #[error("unexpected field {0:?}")]
+    UnexpectedField(String),
+    #[error("no files processed")]
+    NoFiles,
+    #[error("{0}")]
+    Ingest(#[from] IngestError),
+    #[error("{0}")]
+    Store(#[from] crate::StoreError),
+}
+
+impl UploadError {
+    fn status(&self) -> StatusCode {
+        match self {
+            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+fn multipart_error(e: multer::Error, limit: u64) -> UploadError {
+    match e {
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            UploadError::TooLarge(limit)
+        }
+        e => UploadError::Multipart(e.to_string()),
+    }
+}
+
+/// The successful upload response.
+#[derive(Debug, serde::Serialize)]
+struct UploadStatus {
+    uploadid: String,
+    fileids: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    viewurl: Option<String>,
+}
+
+async fn upload(State(state): State<Shared>, req: Request) -> Response {
+    match *req.method() {
+        Method::GET => return ui::upload_form(),
+        Method::POST => {}
+        _ => {
+            return go_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "/upload must be called as a POST request",
+            );
+        }
+    }
+    let started = Utc::now();
+    match receive_upload(&state, req, started).await {
+        Ok(status) => match serde_json::to_vec(&status) {
+            Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(e) => go_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
+        Err(e) => go_error(e.status(), e),
+    }
+}
+
+async fn receive_upload(
+    state: &AppState,
+    req: Request,
+    started: DateTime<Utc>,
+) -> Result<UploadStatus, UploadError> {
+    let limit = state.config.max_upload_bytes;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(UploadError::TooLarge(limit));
+    }
+    let by = req.extensions().get::<User>().map(|u| u.0.clone());
+    let boundary = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            UploadError::Multipart("request Content-Type isn't multipart/form-data".into())
+        })
+        .and_then(|ct| {
+            multer::parse_boundary(ct).map_err(|_| {
+                UploadError::Multipart("request Content-Type isn't multipart/form-data".into())
+            })
+        })?;
+    let constraints =
+        multer::Constraints::new().size_limit(multer::SizeLimit::new().whole_stream(limit));
+    let body = req.into_body().into_data_stream();
+    let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
+    let time = started.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let mut parts = Parts::new(state.store.as_ref(), started, time, by);
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => return Err(multipart_error(e, limit)),
+        };
+        let name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().map(str::to_string);
+        match name.as_str() {
+            "commit" => parts.skip(),
+            "file" => {
+                let data = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
+                parts.add_file(file_name, data).await?;
+            }
+            _ => return Err(UploadError::UnexpectedField(name)),
+        }
+    }
+    let (id, fileids, records) = parts.finish()?;
+    state.store.insert_records(&id, records).await?;
+    let viewurl = state.config.view_url_base.as_ref().map(|base| {
+        let escaped: String = form_urlencoded::byte_serialize(id.as_str().as_bytes()).collect();
+        format!("{base}{escaped}")
+    });
+    Ok(UploadStatus {
+        uploadid: id.0,
+        fileids,
+        viewurl,
+    })
+}
+
+/// The parts of one upload request, as they arrive.
+struct Parts<'a> {
+    store: &'a dyn Store,
+    started: DateTime<Utc>,
+    time: String,
+    by: Option<String>,
+    index: usize,
+    id: Option<UploadId>,
+    fileids: Vec<String>,
+    builder: Option<UploadBuilder>,
+}
+
+impl<'a> Parts<'a> {
+    fn new(store: &'a dyn Store, started: DateTime<Utc>, time: String, by: Option<String>) -> Self {
+        Parts {
+            store,
+            started,
+            time,
+            by,
+            index: 0,
+            id: None,
+            fileids: Vec::new(),
+            builder: Some(UploadBuilder::new()),
+        }
+    }
+
+    fn skip(&mut self) {
+        self.index += 1;
+    }
+
+    async fn add_file(
+        &mut self,
+        file_name: Option<String>,
+        data: Bytes,
+    ) -> Result<(), UploadError> {
+        let id = match &self.id {
+            Some(id) => id.clone(),
+            None => {
+                let id = self.store.allocate_upload(self.started).await?;
+                self.id = Some(id.clone());
+                id
+            }
+        };
+        let part = self.index;
+        self.index += 1;
+        let time = self.time.clone();
+        let by = self.by.clone();
+        let mut builder = self.builder.take().unwrap_or_default();
+        // Parsing is CPU work proportional to the file: keep it off the async workers.
+        let (builder, result) = tokio::task::spawn_blocking(move || {
+            let server = ServerLabels {
+                upload: &id,
+                part,
+                time: &time,
+                file_name: file_name.as_deref(),
+                by: by.as_deref(),
+            };
+            let r = builder.add_file(&server, &data);
+            (builder, r)
+        })
+        .await
+        .map_err(|e| UploadError::Multipart(format!("parsing failed: {e}")))?;
+        result?;
+        self.builder = Some(builder);
+        let id = self.id.as_ref().map(|i| i.to_string()).unwrap_or_default();
+        self.fileids.push(format!("{id}/{part}"));
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(UploadId, Vec<String>, Vec<crate::store::NewRecord>), UploadError> {
+        let id = self.id.ok_or(UploadError::NoFiles)?;
+        Ok((id, self.fileids, self.builder.unwrap_or_default().finish()))
+    }
+}
+
+/// Compares the results of two queries with benchstat's defaults, for the UI.
+pub(crate) async fn compare_queries(
+    store: &dyn Store,
+    old: &str,
+    new: &str,
+) -> Result<String, String> {
+    let mut inputs = Vec::new();
+    for (label, q) in [("old", old), ("new", new)] {
+        let query = Query::parse(q).map_err(|e| e.to_string())?;
+        let mut stream = store.search(&query).await.map_err(|e| e.to_string())?;
+        let mut printer = SearchPrinter::new();
+        let mut text = Vec::new();
+        while let Some(r) = stream.next().await {
+            text.extend(printer.print_record(&r.map_err(|e| e.to_string())?));
+        }
+        inputs.push(compare::Input {
+            label: label.to_string(),
+            data: text,
+        });
+    }
+    let options = compare::Options {
+        ignore: ["upload", "upload-part", "upload-time", "upload-file", "by"]
+            .map(String::from)
+            .to_vec(),
+        ..compare::Options::default()
+    };
+    Ok(compare::benchstat(&inputs, &options))
+}

@@ -1,0 +1,145 @@
+//! The HTML pages: help and forms, an upload form, search results, comparisons.
+
+use axum::extract::{Query as Params, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
+use futures_util::StreamExt;
+
+use super::{Shared, compare_queries, go_error};
+use crate::ingest::SearchPrinter;
+use crate::query::Query;
+
+/// Escapes text for HTML element content and attribute values.
+pub(crate) fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> Html<String> {
+    Html(format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <style>body{{font-family:sans-serif;margin:2em}}pre{{background:#f4f4f4;padding:1em;overflow:auto}}\
+         input[type=text]{{width:40em}}</style></head>\
+         <body><h1>{t}</h1>{body}\
+         <p><a href=\"./\">perf data</a> · <a href=\"upload\">upload</a></p></body></html>\n",
+        t = escape(title)
+    ))
+}
+
+const FORMS: &str = r#"
+<form action="ui/search" method="get"><label>Search <input type="text" name="q" placeholder="goos:linux pkg:encoding/json"></label> <button>Search</button></form>
+<form action="ui/compare" method="get"><p><label>Old <input type="text" name="old" placeholder="upload:20170214.1"></label></p>
+<p><label>New <input type="text" name="new" placeholder="upload:20170214.2"></label> <button>Compare</button></p></form>
+"#;
+
+/// `GET /` and every unknown path: what this server is, with the search and compare forms.
+pub(super) async fn index_page() -> Response {
+    page(
+        "Performance data",
+        &format!(
+            "<p>Go benchmark results, stored and searched as golang.org/x/perf's perfdata does. \
+             Upload with <code>benchsave -server URL files…</code> or the <a href=\"upload\">upload form</a>; \
+             query with <code>/search?q=key:value …</code> (terms are ANDed; <code>key&lt;v</code>, \
+             <code>key&gt;v</code>, <code>upload:ID</code>) and <code>/uploads</code>.</p>{FORMS}"
+        ),
+    )
+    .into_response()
+}
+
+/// `GET /upload`: a form posting files to `/upload`.
+pub(super) fn upload_form() -> Response {
+    page(
+        "Upload benchmark results",
+        r#"<form action="upload" method="post" enctype="multipart/form-data">
+<input type="file" name="file" multiple> <input type="hidden" name="commit" value="1"> <button>Upload</button></form>"#,
+    )
+    .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct SearchParams {
+    #[serde(default)]
+    q: String,
+}
+
+/// `GET /ui/search?q=`: the records as text in a page.
+pub(super) async fn search_page(
+    State(state): State<Shared>,
+    Params(p): Params<SearchParams>,
+) -> Response {
+    let query = match Query::parse(&p.q) {
+        Ok(q) => q,
+        Err(e) => return go_error(StatusCode::BAD_REQUEST, e),
+    };
+    let mut stream = match state.store.search(&query).await {
+        Ok(s) => s,
+        Err(e) => return go_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+    };
+    let mut printer = SearchPrinter::new();
+    let mut text = Vec::new();
+    let mut records = 0usize;
+    // A page is for reading: cap it, and point at /search for everything.
+    while let Some(r) = stream.next().await {
+        match r {
+            Ok(c) => text.extend(printer.print_record(&c)),
+            Err(e) => return go_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        }
+        records += 1;
+        if records >= 1000 {
+            break;
+        }
+    }
+    let text = String::from_utf8_lossy(&text);
+    page(
+        "Search",
+        &format!(
+            "{FORMS}<p>{records} record(s) for <code>{q}</code>{more}.</p><pre>{body}</pre>",
+            q = escape(&p.q),
+            more = if records >= 1000 {
+                " (first 1000; use /search for all)"
+            } else {
+                ""
+            },
+            body = escape(&text)
+        ),
+    )
+    .into_response()
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub(super) struct CompareParams {
+    #[serde(default)]
+    old: String,
+    #[serde(default)]
+    new: String,
+}
+
+/// `GET /ui/compare?old=&new=`: benchstat's table of two queries.
+pub(super) async fn compare_page(
+    State(state): State<Shared>,
+    Params(p): Params<CompareParams>,
+) -> Response {
+    match compare_queries(state.store.as_ref(), &p.old, &p.new).await {
+        Ok(table) => page(
+            "Compare",
+            &format!(
+                "{FORMS}<p>old: <code>{}</code>, new: <code>{}</code></p><pre>{}</pre>",
+                escape(&p.old),
+                escape(&p.new),
+                escape(&table)
+            ),
+        )
+        .into_response(),
+        Err(e) => go_error(StatusCode::BAD_REQUEST, e),
+    }
+}
