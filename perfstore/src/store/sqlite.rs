@@ -267,7 +267,7 @@ impl Backend for Sqlite {
                 )?;
                 let mut batch: Batch = Vec::with_capacity(BATCH_RECORDS);
                 // False once the receiver is gone (the client went away): stop reading.
-                let mut push = |batch: &mut Batch, c: Vec<u8>| {
+                let push = |batch: &mut Batch, c: Vec<u8>| {
                     batch.push(c);
                     batch.len() < BATCH_RECORDS
                         || out.blocking_send(Ok(std::mem::take(batch))).is_ok()
