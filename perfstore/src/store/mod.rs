@@ -76,6 +76,18 @@ impl UploadId {
     }
 }
 
+impl UploadId {
+    /// The ID after `last` (the newest upload) on `day`: the next sequence number of the
+    /// same day, else `.1`.
+    pub fn next_after(last: Option<UploadId>, day: &str) -> UploadId {
+        let seq = match last.and_then(|id| id.day_seq()) {
+            Some((d, s)) if d == day => s + 1,
+            _ => 1,
+        };
+        UploadId(format!("{day}.{seq}"))
+    }
+}
+
 impl fmt::Display for UploadId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -223,11 +223,8 @@ impl Backend for Pg {
                 &[],
             )
             .await?;
-        let seq = match last.map(|r| UploadId(r.get(0))).and_then(|id| id.day_seq()) {
-            Some((d, s)) if d == day => s + 1,
-            _ => 1,
-        };
-        let id = UploadId(format!("{day}.{seq}"));
+        let id = UploadId::next_after(last.map(|r| UploadId(r.get(0))), day);
+        let seq = id.day_seq().map_or(1, |(_, s)| s);
         tx.execute(
             "INSERT INTO uploads (id, day, seq) VALUES ($1, $2, $3)",
             &[&id.0, &day, &seq],

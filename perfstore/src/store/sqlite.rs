@@ -335,11 +335,8 @@ impl Backend for Sqlite {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let seq = match last.map(UploadId).and_then(|id| id.day_seq()) {
-                Some((d, s)) if d == day => s + 1,
-                _ => 1,
-            };
-            let id = UploadId(format!("{day}.{seq}"));
+            let id = UploadId::next_after(last.map(UploadId), &day);
+            let seq = id.day_seq().map_or(1, |(_, s)| s);
             tx.execute(
                 "INSERT INTO uploads (id, day, seq) VALUES (?1, ?2, ?3)",
                 params![id.0, day, seq],
