@@ -1,28 +1,162 @@
-//! The reference coordinator.
+//! The reference coordinator: finds work, runs builds on buildlets, keeps results and logs,
+//! and shows them.
 //!
-//! Today it serves the pieces that exist: the perf data store (perfstore's API and UI under
-//! `/perf`, on SQLite in the data directory) and a health check. The build runner, work
-//! sources, build grid and reverse-buildlet registration compose the other crates of this
-//! workspace and are the subject of the coordinator issue.
+//! It owns no protocol: it composes the workspace's crates. Work comes from a git poller
+//! ([`poller`]) and an HTTP API; the build runner ([`runner`]) leases buildlets from a
+//! `pool` provider, pushes a `git archive` of the commit, runs the builder's steps and
+//! streams their output into a live log ([`livelog`]); results and logs live in SQLite
+//! ([`db`]); the web UI ([`web`]) shows the grid (also as the dashboard's JSON), logs,
+//! status and metrics, and mounts perfstore under `/perf`.
+//!
+//! # Layout
+//! - [`config`]: the TOML configuration and its zero-config defaults.
+//! - [`git`]: mirrors, new commits, archives (the `git` CLI).
+//! - [`db`], [`livelog`], [`runner`], [`poller`], [`metrics`], [`web`].
 
-use std::path::Path;
-use std::sync::Arc;
+pub mod config;
+pub mod db;
+pub mod git;
+pub mod livelog;
+pub mod metrics;
+pub mod poller;
+pub mod runner;
+pub mod web;
 
-use axum::Router;
-use axum::response::Redirect;
-use axum::routing::get;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use pool::BuildletPool;
+use pool::providers::local::{LocalPool, LocalPoolConfig};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::git::Mirror;
+use crate::livelog::LiveLog;
+use crate::runner::Running;
+
+/// The file name of the build database inside the data directory.
+pub const BUILDS_DB: &str = "builds.db";
 /// The file name of the perf data database inside the data directory.
 pub const PERF_DB: &str = "perf.db";
 
-/// The coordinator's HTTP service over the data directory `data_dir` (created if missing).
-pub async fn app(data_dir: &Path) -> anyhow::Result<Router> {
-    tokio::fs::create_dir_all(data_dir).await?;
-    let store = perfstore::SqliteStore::open(data_dir.join(PERF_DB)).await?;
-    let perf = perfstore::http::router(Arc::new(store), perfstore::http::ServerConfig::default());
-    Ok(Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/perf", get(|| async { Redirect::permanent("/perf/") }))
-        .nest("/perf/", perf)
-        .route("/", get(|| async { Redirect::temporary("/perf/") })))
+/// The running coordinator: configuration, stores, pool and the builds in flight.
+pub struct Coordinator {
+    /// The configuration, defaults filled in.
+    pub config: Config,
+    /// Builds and logs.
+    pub db: Db,
+    /// Where buildlets come from.
+    pub pool: Arc<dyn BuildletPool>,
+    /// Perf data.
+    pub perf: Arc<dyn perfstore::Store>,
+    /// Metrics.
+    pub metrics: metrics::Metrics,
+    mirrors: HashMap<String, Mirror>,
+    running: Mutex<HashMap<String, Arc<Running>>>,
+    /// Signalled when builds are queued.
+    pub work: Notify,
+    /// Signalled to poll the sources now.
+    pub poll_now: Notify,
+    /// Cancelled on shutdown.
+    pub shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coordinator {
+    /// Opens the data directory and starts the local buildlets (no polling or building
+    /// yet: see [`Coordinator::spawn_workers`]).
+    pub async fn open(config: Config) -> anyhow::Result<Arc<Coordinator>> {
+        let data = config.data_dir.clone();
+        tokio::fs::create_dir_all(&data).await?;
+        let db = {
+            let path = data.join(BUILDS_DB);
+            tokio::task::spawn_blocking(move || Db::open(&path)).await??
+        };
+        let perf: Arc<dyn perfstore::Store> = match &config.perf.postgres_url {
+            Some(url) => Arc::new(perfstore::store::postgres::PgStore::connect(url, None).await?),
+            None => Arc::new(perfstore::SqliteStore::open(data.join(PERF_DB)).await?),
+        };
+        let pool = LocalPool::start(LocalPoolConfig {
+            base_dir: data.join("buildlets"),
+            machines: config
+                .pools
+                .local
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        })
+        .await?;
+        let mirrors = config
+            .sources
+            .iter()
+            .map(|s| (s.name.clone(), Mirror::new(&data.join("git"), s)))
+            .collect();
+        Ok(Arc::new(Coordinator {
+            config,
+            db,
+            pool: Arc::new(pool),
+            perf,
+            metrics: metrics::Metrics::default(),
+            mirrors,
+            running: Mutex::new(HashMap::new()),
+            work: Notify::new(),
+            poll_now: Notify::new(),
+            shutdown: CancellationToken::new(),
+        }))
+    }
+
+    /// Starts the poller and the build dispatcher.
+    pub fn spawn_workers(self: &Arc<Self>) {
+        tokio::spawn(poller::poll_loop(self.clone()));
+        tokio::spawn(runner::dispatch_loop(self.clone()));
+    }
+
+    /// The mirror of a source.
+    pub fn mirror(&self, source: &str) -> Option<&Mirror> {
+        self.mirrors.get(source)
+    }
+
+    fn lock_running(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Running>>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a build as in flight; `None` if it already is.
+    fn running_insert(&self, id: &str) -> Option<Arc<Running>> {
+        let mut map = self.lock_running();
+        if map.contains_key(id) {
+            return None;
+        }
+        let r = Arc::new(Running {
+            log: LiveLog::new(),
+            cancel: self.shutdown.child_token(),
+        });
+        map.insert(id.to_string(), r.clone());
+        self.metrics.running.set(map.len() as i64);
+        Some(r)
+    }
+
+    fn running_remove(&self, id: &str) {
+        let mut map = self.lock_running();
+        map.remove(id);
+        self.metrics.running.set(map.len() as i64);
+    }
+
+    /// A build in flight.
+    pub fn running(&self, id: &str) -> Option<Arc<Running>> {
+        self.lock_running().get(id).cloned()
+    }
+
+    /// Ids of the builds in flight.
+    pub fn running_ids(&self) -> Vec<String> {
+        self.lock_running().keys().cloned().collect()
+    }
 }

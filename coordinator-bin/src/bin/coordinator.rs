@@ -4,13 +4,22 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use coordinator_bin::Coordinator;
+use coordinator_bin::config::Config;
 
-/// The reference coordinator of xbuild-rs.
+/// The reference coordinator of xbuild-rs: watches git branches, builds every new commit on
+/// buildlets, and shows the results.
 ///
-/// Today it serves perf data: a perfdata-compatible benchmark store with its API and UI
-/// under /perf, kept in SQLite in the data directory. Upload with Go's benchsave:
+/// With no configuration it builds the git checkout it is started in, with a quick built-in
+/// builder on two local buildlets, and keeps everything in ./coordinator-data:
 ///
-///   benchsave -server http://127.0.0.1:8880/perf old.txt new.txt
+///   coordinator serve
+///   open http://127.0.0.1:8880/          (the build grid; /status, /perf/, /metrics)
+///
+/// Queue or retry builds over HTTP:
+///
+///   curl -d '{"source":"myrepo","rev":"main","builder":"local-quick"}' http://127.0.0.1:8880/api/builds
+///   curl -X POST http://127.0.0.1:8880/api/builds/B0123456789/retry
 #[derive(Debug, Parser)]
 #[command(version, about, long_about)]
 struct Cli {
@@ -20,17 +29,40 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve HTTP on the embedded defaults (no configuration needed).
+    /// Serve the web UI and API, poll the sources and run builds.
     ///
-    /// Example: coordinator serve --data-dir ./coordinator-data --listen 127.0.0.1:8880
+    /// Everything is optional: without --config the checkout in the current directory is
+    /// watched. See the crate docs of `coordinator_bin::config` for the TOML format.
+    ///
+    /// Example: coordinator serve --config farm.toml --listen 127.0.0.1:8880
     Serve {
-        /// Where state is kept (perf.db); created if missing.
-        #[arg(long, env = "COORDINATOR_DATA_DIR", default_value = "coordinator-data")]
-        data_dir: PathBuf,
-        /// Address to listen on; loopback by default.
-        #[arg(long, env = "COORDINATOR_LISTEN", default_value = "127.0.0.1:8880")]
-        listen: SocketAddr,
+        /// A TOML configuration file.
+        #[arg(long, env = "COORDINATOR_CONFIG")]
+        config: Option<PathBuf>,
+        /// Where builds, logs, perf data and git mirrors are kept (overrides the file).
+        #[arg(long, env = "COORDINATOR_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+        /// HTTP address (overrides the file; default 127.0.0.1:8880).
+        #[arg(long, env = "COORDINATOR_LISTEN")]
+        listen: Option<SocketAddr>,
+        /// Seconds between polls of the sources (overrides the file; default 15).
+        #[arg(long)]
+        poll_secs: Option<u64>,
     },
+    /// Print the effective configuration (defaults filled in) as the coordinator sees it.
+    Config {
+        /// A TOML configuration file.
+        #[arg(long, env = "COORDINATOR_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load(config: Option<PathBuf>) -> anyhow::Result<Config> {
+    let cfg = match config {
+        Some(path) => Config::load(&path)?,
+        None => Config::default(),
+    };
+    Ok(cfg.with_defaults(&std::env::current_dir()?))
 }
 
 #[tokio::main]
@@ -41,19 +73,47 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { data_dir, listen } => {
-            let app = coordinator_bin::app(&data_dir).await?;
+        Command::Config { config } => {
+            println!("{:#?}", load(config)?);
+        }
+        Command::Serve {
+            config,
+            data_dir,
+            listen,
+            poll_secs,
+        } => {
+            let mut cfg = load(config)?;
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            if let Some(l) = listen {
+                cfg.listen = l;
+            }
+            if let Some(p) = poll_secs {
+                cfg.poll_secs = p;
+            }
+            if cfg.sources.is_empty() {
+                tracing::warn!(
+                    "no work sources: not in a git checkout and none configured; builds come only from the API"
+                );
+            }
+            let listen = cfg.listen;
+            let data_dir = cfg.data_dir.clone();
+            let c = Coordinator::open(cfg).await?;
+            c.spawn_workers();
             let listener = tokio::net::TcpListener::bind(listen).await?;
             tracing::info!(
-                "serving on http://{}/ (perf data under /perf/, state in {})",
+                "serving on http://{}/ (grid at /, status at /status, perf data at /perf/; state in {})",
                 listener.local_addr()?,
                 data_dir.display()
             );
+            let app = coordinator_bin::web::router(c.clone());
             axum::serve(listener, app)
                 .with_graceful_shutdown(async {
                     let _ = tokio::signal::ctrl_c().await;
                 })
                 .await?;
+            c.shutdown.cancel();
         }
     }
     Ok(())

@@ -203,6 +203,8 @@ pub struct Reader<R> {
     units: HashMap<(Unit, Vec<u8>), UnitMetadata>,
     /// Recently seen units; a handful cover nearly every line.
     recent_units: Vec<Tidied>,
+    /// Per value position, the index in `recent_units` of the last line's unit.
+    unit_hints: Vec<usize>,
     failed: bool,
 }
 
@@ -219,6 +221,7 @@ impl<R: BufRead> Reader<R> {
             current: None,
             units: HashMap::new(),
             recent_units: Vec::new(),
+            unit_hints: Vec::new(),
             failed: false,
         }
     }
@@ -288,7 +291,12 @@ impl<R: BufRead> Reader<R> {
             };
             if line.starts_with(b"Benchmark") {
                 self.result.line = line_no;
-                match parse_benchmark_line(line, &mut self.result, &mut self.recent_units) {
+                match parse_benchmark_line(
+                    line,
+                    &mut self.result,
+                    &mut self.recent_units,
+                    &mut self.unit_hints,
+                ) {
                     Ok(true) => self.queue.push_back(Queued::Result),
                     Ok(false) => {}
                     Err(msg) => self.queue.push_back(Queued::Error(SyntaxError {
@@ -371,6 +379,12 @@ impl<R: BufRead> Reader<R> {
     }
 }
 
+/// Byte equality for short strings such as units, without a call to `memcmp`.
+#[inline]
+fn short_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// The tidied form of `unit`, from the small cache of recent units when possible.
 fn lookup_unit(recent: &mut Vec<Tidied>, unit: &[u8]) -> Tidied {
     if let Some(t) = recent.iter().find(|t| &*t.raw == unit) {
@@ -398,6 +412,7 @@ fn parse_benchmark_line(
     line: &[u8],
     result: &mut BenchResult,
     units: &mut Vec<Tidied>,
+    hints: &mut Vec<usize>,
 ) -> Result<bool, String> {
     let line = &line[b"Benchmark".len()..];
     let (name, rest) = split_field(line);
@@ -411,13 +426,16 @@ fn parse_benchmark_line(
         return Err("missing iteration count".into());
     }
     result.iters = atoi(count).map_err(|e| format!("parsing iteration count: {}", e.as_str()))?;
-    result.values.clear();
+    // Values are overwritten in place: on the steady state of a file (the same units on
+    // every line) no unit handle is cloned or dropped, so parsing touches no reference count.
+    let mut n = 0;
     loop {
         let (number, next) = split_field(rest);
         if number.is_empty() {
-            if result.values.is_empty() {
+            if n == 0 {
                 return Err("missing measurements".into());
             }
+            result.values.truncate(n);
             return Ok(true);
         }
         let value = atof(number).map_err(|e| format!("parsing measurement: {}", e.as_str()))?;
@@ -426,30 +444,54 @@ fn parse_benchmark_line(
             return Err("missing units".into());
         }
         rest = next;
-        let t = match units.iter().position(|t| &*t.raw == unit) {
-            Some(i) => &units[i],
+        // The unit at this position on the previous line is the likely match.
+        let hint = hints
+            .get(n)
+            .copied()
+            .filter(|&h| units.get(h).is_some_and(|t| short_eq(&t.raw, unit)));
+        let index = match hint.or_else(|| units.iter().position(|t| &*t.raw == unit)) {
+            Some(i) => i,
             None => {
                 lookup_unit(units, unit);
-                units.last().expect("just added")
+                units.len() - 1
             }
         };
+        if hints.len() <= n {
+            hints.resize(n + 1, 0);
+        }
+        hints[n] = index;
+        let t = &units[index];
         let tidy_value = value * t.factor;
         // Upstream keeps the original unit when tidying leaves the number unchanged (0 ns/op).
-        result.values.push(if tidy_value == value {
-            Value {
-                value,
-                unit: t.raw.clone(),
-                orig_value: 0.0,
-                orig_unit: None,
-            }
+        let (new_value, new_unit, orig_value, orig_unit) = if tidy_value == value {
+            (value, &t.raw, 0.0, None)
         } else {
-            Value {
-                value: tidy_value,
-                unit: t.tidy.clone(),
-                orig_value: value,
-                orig_unit: Some(t.raw.clone()),
+            (tidy_value, &t.tidy, value, Some(&t.raw))
+        };
+        match result.values.get_mut(n) {
+            Some(slot) => {
+                slot.value = new_value;
+                slot.orig_value = orig_value;
+                if !Arc::ptr_eq(&slot.unit, new_unit) {
+                    slot.unit = new_unit.clone();
+                }
+                let same_orig = match (&slot.orig_unit, orig_unit) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                };
+                if !same_orig {
+                    slot.orig_unit = orig_unit.cloned();
+                }
             }
-        });
+            None => result.values.push(Value {
+                value: new_value,
+                unit: new_unit.clone(),
+                orig_value,
+                orig_unit: orig_unit.cloned(),
+            }),
+        }
+        n += 1;
     }
 }
 

@@ -21,6 +21,10 @@ impl NumError {
 /// `strconv.Atoi` on a 64-bit machine: optional sign, decimal digits.
 pub(crate) fn atoi(b: &[u8]) -> Result<i64, NumError> {
     use std::num::IntErrorKind;
+    // Fast path: up to 18 plain digits cannot overflow.
+    if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
+        return Ok(b.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0')));
+    }
     // Rust also accepts a leading `+`, as Go does; both reject everything else non-digit.
     let s = std::str::from_utf8(b).map_err(|_| NumError::Syntax)?;
     s.parse::<i64>().map_err(|e| match e.kind() {
@@ -31,13 +35,9 @@ pub(crate) fn atoi(b: &[u8]) -> Result<i64, NumError> {
 
 /// `strconv.ParseFloat(s, 64)`: decimal or hexadecimal, exponent, sign, `Inf`, `NaN`.
 pub(crate) fn atof(b: &[u8]) -> Result<f64, NumError> {
-    // Fast path: most measurements are small unsigned integers.
-    if !b.is_empty() && b.len() <= 15 && b.iter().all(u8::is_ascii_digit) {
-        let mut v: u64 = 0;
-        for &d in b {
-            v = v * 10 + u64::from(d - b'0');
-        }
-        return Ok(v as f64);
+    // Fast path: most measurements are short unsigned integers or decimals.
+    if let Some(v) = fast_decimal(b) {
+        return Ok(v);
     }
     // Plain decimals (`12.34`, `1e-05`) go straight to the standard parser, which accepts
     // exactly Go's decimal syntax for them.
@@ -83,6 +83,41 @@ pub(crate) fn atof(b: &[u8]) -> Result<f64, NumError> {
         }
     };
     Ok(if neg { -magnitude } else { magnitude })
+}
+
+/// Exact powers of ten representable in an f64.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];
+
+/// Clinger's fast path for `digits[.digits]`: with at most 15 digits the mantissa and the
+/// power of ten are both exact, so one division rounds correctly. Anything else (signs,
+/// exponents, longer inputs) returns `None` for the general parser.
+fn fast_decimal(b: &[u8]) -> Option<f64> {
+    // At most 15 digits (and one point): the mantissa stays below 2^53.
+    if b.is_empty() || b.len() > 16 {
+        return None;
+    }
+    let mut mantissa: u64 = 0;
+    let mut dot = usize::MAX;
+    for (i, &c) in b.iter().enumerate() {
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            mantissa = mantissa * 10 + u64::from(d);
+        } else if c == b'.' && dot == usize::MAX {
+            dot = i;
+        } else {
+            return None;
+        }
+    }
+    if dot == usize::MAX {
+        return (b.len() <= 15).then_some(mantissa as f64);
+    }
+    if b.len() == 1 {
+        return None;
+    }
+    Some(mantissa as f64 / POW10[b.len() - dot - 1])
 }
 
 /// A hexadecimal float body after `0x`: hex digits with an optional point, then a mandatory
@@ -162,6 +197,17 @@ pub fn format_go_float(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The fast path agrees with the standard parser on every plain decimal.
+        #[test]
+        fn fast_decimal_is_correctly_rounded(int in "[0-9]{0,12}", frac in prop::option::of("[0-9]{0,12}")) {
+            let s = match &frac { Some(f) => format!("{int}.{f}"), None => int.clone() };
+            let want: Option<f64> = s.parse().ok();
+            prop_assert_eq!(atof(s.as_bytes()).ok(), want);
+        }
+    }
 
     #[test]
     fn go_v_formatting() {
@@ -185,6 +231,14 @@ mod tests {
     #[test]
     fn go_float_syntax() {
         assert_eq!(atof(b"1726"), Ok(1726.0));
+        assert_eq!(atof(b"12.34"), Ok(12.34));
+        assert_eq!(atof(b"0.1"), Ok(0.1));
+        assert_eq!(atof(b".5"), Ok(0.5));
+        assert_eq!(atof(b"5."), Ok(5.0));
+        assert_eq!(atof(b"."), Err(NumError::Syntax));
+        assert_eq!(atof(b"1234567.891234567"), Ok(1234567.891234567));
+        assert_eq!(atof(b"0.000000000000000000000001"), Ok(1e-24));
+        assert_eq!(atof(b"123456789012345678"), Ok(123456789012345678.0));
         assert_eq!(atof(b"1.5e3"), Ok(1500.0));
         assert_eq!(atof(b"-Inf"), Ok(f64::NEG_INFINITY));
         assert!(atof(b"NaN").unwrap().is_nan());

@@ -62,29 +62,72 @@ pub(crate) fn find_space(b: &[u8]) -> Option<(usize, usize)> {
 /// leading spaces removed (upstream's `splitField`).
 #[inline]
 pub(crate) fn split_field(b: &[u8]) -> (&[u8], &[u8]) {
-    // ASCII fast path: most fields end at a tab or space with no multi-byte rune before.
-    let mut i = 0;
-    while i < b.len() && b[i] < 0x80 {
-        if is_ascii_space(b[i]) {
-            let mut j = i + 1;
-            while j < b.len() && b[j] < 0x80 && is_ascii_space(b[j]) {
-                j += 1;
-            }
-            if j == b.len() || b[j] < 0x80 {
-                return (&b[..i], &b[j..]);
-            }
-            return (&b[..i], trim_leading_space(&b[j..]));
-        }
-        i += 1;
-    }
-    if i == b.len() {
+    // Fast path: find the first byte that is a control character, a space or non-ASCII
+    // eight bytes at a time; on ordinary ASCII text that byte is the blank ending the field.
+    let Some(i) = first_special(b) else {
         return (b, &[]);
+    };
+    if CLASS[b[i] as usize] == SPACE {
+        let rest = &b[i + 1..];
+        return match rest.iter().position(|&c| CLASS[c as usize] != SPACE) {
+            None => (&b[..i], &[]),
+            Some(j) if CLASS[rest[j] as usize] == ORDINARY => (&b[..i], &rest[j..]),
+            Some(j) => (&b[..i], trim_leading_space(&rest[j..])),
+        };
     }
-    match find_space(b) {
+    // A control character that is not a space, or a multi-byte rune: decode from here.
+    match find_space(&b[i..]) {
         None => (b, &[]),
-        Some((end, after)) => (&b[..end], trim_leading_space(&b[after..])),
+        Some((end, after)) => (&b[..i + end], trim_leading_space(&b[i + after..])),
     }
 }
+
+/// Index of the first byte below `!` (spaces and control characters) or above `~`.
+///
+/// Eight bytes at a time: `(x - 0x21…) | x` has the high bit set in the lowest byte that is
+/// below 0x21 or at least 0x80, and that lowest flag is exact because no borrow reaches it
+/// from the ordinary bytes below it.
+#[inline]
+fn first_special(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = b.chunks_exact(8);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        let x = u64::from_le_bytes(chunk.try_into().expect("chunks_exact(8)"));
+        let flags = (x.wrapping_sub(ONES * 0x21) | x) & HIGH;
+        if flags != 0 {
+            return Some(base + flags.trailing_zeros() as usize / 8);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|&c| !(0x21..0x80).contains(&c))
+        .map(|i| base + i)
+}
+
+/// Byte classes for [`split_field`]'s fast path.
+const ORDINARY: u8 = 0;
+const SPACE: u8 = 1;
+const NON_ASCII: u8 = 2;
+
+static CLASS: [u8; 256] = {
+    let mut t = [ORDINARY; 256];
+    let mut i = 0x80;
+    while i < 256 {
+        t[i] = NON_ASCII;
+        i += 1;
+    }
+    t[b'\t' as usize] = SPACE;
+    t[b'\n' as usize] = SPACE;
+    t[0x0b] = SPACE;
+    t[0x0c] = SPACE;
+    t[b'\r' as usize] = SPACE;
+    t[b' ' as usize] = SPACE;
+    t
+};
 
 /// Removes leading space runes.
 #[inline]
@@ -165,6 +208,23 @@ pub(crate) fn parse_config_line(line: &[u8]) -> Option<ConfigLine<'_>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The definition `split_field` must agree with: decode runes, stop at the first space.
+    fn split_slow(b: &[u8]) -> (&[u8], &[u8]) {
+        match find_space(b) {
+            None => (b, &[]),
+            Some((end, after)) => (&b[..end], trim_leading_space(&b[after..])),
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn fast_split_agrees_with_rune_decoding(b in prop::collection::vec(
+            prop_oneof![any::<u8>(), Just(b' '), Just(b'\t'), 0x21u8..0x7f], 0..40)) {
+            prop_assert_eq!(split_field(&b), split_slow(&b));
+        }
+    }
 
     #[test]
     fn configuration_lines() {
@@ -209,5 +269,18 @@ mod tests {
         assert_eq!(split_field(b"abc"), (&b"abc"[..], &b""[..]));
         assert_eq!(split_field(b"a\xff b"), (&b"a\xff"[..], &b"b"[..]));
         assert_eq!(find_space("x\u{a0}".as_bytes()), Some((1, 3)));
+        assert_eq!(split_field(b"a\x01b c"), (&b"a\x01b"[..], &b"c"[..]));
+        assert_eq!(
+            split_field(b"abcdefghijklmnop\x0bq"),
+            (&b"abcdefghijklmnop"[..], &b"q"[..])
+        );
+        assert_eq!(
+            split_field("abcdefghij\u{2003}k".as_bytes()),
+            (&b"abcdefghij"[..], &b"k"[..])
+        );
+        assert_eq!(
+            split_field("abcdéfghijk l".as_bytes()),
+            ("abcdéfghijk".as_bytes(), &b"l"[..])
+        );
     }
 }

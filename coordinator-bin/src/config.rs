@@ -1,0 +1,210 @@
+//! The coordinator's configuration: a TOML file, every field optional.
+//!
+//! With no file at all the coordinator builds the git checkout it was started in (if any)
+//! with one quick built-in builder on two local buildlets, so `coordinator serve` shows a
+//! real build within seconds.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8880"
+//! data_dir = "coordinator-data"
+//! poll_secs = 15
+//!
+//! [[sources]]
+//! name = "myrepo"                 # the grid's repo column
+//! url = "/src/myrepo"             # anything `git clone` reaches
+//! branches = ["main"]
+//!
+//! [[builders]]
+//! name = "linux-amd64-test"
+//! host_type = "host-linux-local"
+//! steps = [["sh", "-c", "make test"]]
+//! env = ["CGO_ENABLED=0"]
+//! step_timeout_secs = 1200
+//!
+//! [pools.local]
+//! host-linux-local = 2
+//!
+//! [perf]
+//! postgres_url = "postgres://user:pw@127.0.0.1/perf"   # default: SQLite in data_dir
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// HTTP address of the web UI and API.
+    pub listen: SocketAddr,
+    /// Where builds, logs, perf data and git mirrors are kept.
+    pub data_dir: PathBuf,
+    /// Seconds between polls of the work sources.
+    pub poll_secs: u64,
+    /// Repositories to watch.
+    pub sources: Vec<Source>,
+    /// Builders and their steps.
+    pub builders: Vec<BuilderConfig>,
+    /// Buildlet pools.
+    pub pools: Pools,
+    /// Perf data storage.
+    pub perf: PerfConfig,
+}
+
+/// A repository to watch.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Short name shown in the grid (`repo`).
+    pub name: String,
+    /// Path or URL that `git` can fetch.
+    pub url: String,
+    /// Branches to build.
+    pub branches: Vec<String>,
+}
+
+/// A builder: what runs, where.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct BuilderConfig {
+    /// Builder name (a grid column).
+    pub name: String,
+    /// Host type of the buildlets it runs on.
+    pub host_type: String,
+    /// Commands run in order in the checked-out source; the first failure fails the build.
+    pub steps: Vec<Vec<String>>,
+    /// Extra `KEY=VALUE` environment for every step.
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// Per-step limit (0: none).
+    #[serde(default = "default_step_timeout")]
+    pub step_timeout_secs: u64,
+    /// Sources it builds (empty: all).
+    #[serde(default)]
+    pub sources: Vec<String>,
+}
+
+fn default_step_timeout() -> u64 {
+    20 * 60
+}
+
+/// Buildlet pools.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pools {
+    /// Local in-process buildlets: host type → count.
+    pub local: BTreeMap<String, usize>,
+}
+
+/// Where perf data goes.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PerfConfig {
+    /// A PostgreSQL URL; when absent, perf data lives in SQLite in the data directory.
+    pub postgres_url: Option<String>,
+}
+
+/// The host type of the built-in builder and local pool.
+pub const LOCAL_HOST_TYPE: &str = "host-local";
+
+/// The built-in quick builder: checks the source arrived and summarises it.
+pub fn quick_builder() -> BuilderConfig {
+    BuilderConfig {
+        name: "local-quick".into(),
+        host_type: LOCAL_HOST_TYPE.into(),
+        steps: vec![
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "echo \"tree at $(cat .xbuild-rev)\"; find . -type f | wc -l | sed 's/^/files: /'"
+                    .into(),
+            ],
+            vec![
+                "sh".into(),
+                "-c".into(),
+                "test -s .xbuild-rev && ls -a | head -50".into(),
+            ],
+        ],
+        env: Vec::new(),
+        step_timeout_secs: 60,
+        sources: Vec::new(),
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8880".parse().expect("valid address"),
+            data_dir: PathBuf::from("coordinator-data"),
+            poll_secs: 15,
+            sources: Vec::new(),
+            builders: Vec::new(),
+            pools: Pools::default(),
+            perf: PerfConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn load(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+    }
+
+    /// Fills what the file left out: the checkout in `cwd` as the source, the quick
+    /// builder, and local buildlets for every host type in use.
+    pub fn with_defaults(mut self, cwd: &Path) -> Config {
+        if self.sources.is_empty()
+            && let Some(source) = crate::git::checkout_source(cwd)
+        {
+            self.sources.push(source);
+        }
+        if self.builders.is_empty() {
+            self.builders.push(quick_builder());
+        }
+        for b in &self.builders {
+            self.pools.local.entry(b.host_type.clone()).or_insert(2);
+        }
+        self
+    }
+
+    /// The builder named `name`.
+    pub fn builder(&self, name: &str) -> Option<&BuilderConfig> {
+        self.builders.iter().find(|b| b.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("config.rs");
+        let toml: String = doc
+            .lines()
+            .skip_while(|l| !l.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("//! ```"))
+            .map(|l| {
+                l.trim_start_matches("//!")
+                    .trim_start_matches(' ')
+                    .to_string()
+                    + "\n"
+            })
+            .collect();
+        let cfg: Config = toml::from_str(&toml).unwrap();
+        assert_eq!(cfg.sources[0].branches, ["main"]);
+        assert_eq!(cfg.builders[0].steps[0], ["sh", "-c", "make test"]);
+        assert_eq!(cfg.pools.local.get("host-linux-local"), Some(&2));
+        assert!(
+            toml::from_str::<Config>("bogus = 1").is_err(),
+            "unknown keys are refused"
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! Builds of a temporary git repository by the real `coordinator` binary on its local
+//! buildlets: success, failure with a log URL, the API, and restarts.
+
+mod common;
+
+use common::*;
+
+const BUILDERS: &str = r#"
+[[builders]]
+name = "script"
+host_type = "host-test"
+steps = [["./build.sh"]]
+env = ["GREETING=hello"]
+step_timeout_secs = 60
+"#;
+
+#[test]
+fn commits_are_built_and_failures_link_their_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let good = repo_with_script(
+        &repo,
+        "#!/bin/sh\necho \"$GREETING from the good commit\"\n",
+        "good",
+    );
+    let port = free_port();
+    let cfg = config(dir.path(), port, &repo, BUILDERS);
+    let _c = start(&cfg, port);
+
+    let ok = wait_for("the first commit to pass", 60, || {
+        let c = cell(&grid(port), &good, "script");
+        (!c.is_empty()).then_some(c)
+    });
+    assert_eq!(ok, "ok");
+
+    let bad = repo_with_script(
+        &repo,
+        "#!/bin/sh\necho 'boom: the bad commit'\nexit 3\n",
+        "bad",
+    );
+    let url = wait_for("the second commit to fail", 60, || {
+        let c = cell(&grid(port), &bad, "script");
+        (!c.is_empty()).then_some(c)
+    });
+    let prefix = format!("http://127.0.0.1:{port}/log/");
+    assert!(url.starts_with(&prefix), "{url}");
+    let (status, log) = http(port, "GET", &url[prefix.len() - 5..], "");
+    assert_eq!(status, 200);
+    assert!(log.contains("boom: the bad commit"), "{log}");
+    assert!(log.contains("step failed: exit status 3"), "{log}");
+    assert!(log.contains("result: failed"), "{log}");
+
+    // The HTML grid shows both.
+    let (_, html) = http(port, "GET", "/", "");
+    assert!(
+        html.contains("class=\"ok\"") && html.contains("class=\"failed\""),
+        "{html}"
+    );
+    // Metrics count them.
+    let (_, metrics) = http(port, "GET", "/metrics", "");
+    assert!(
+        metrics.contains("coordinator_builds_finished_total{result=\"failed\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn api_enqueue_retry_cancel_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let rev = repo_with_script(
+        &repo,
+        "#!/bin/sh\nif [ -n \"$SLOW\" ]; then sleep 4; fi\necho done\n",
+        "one",
+    );
+    let port = free_port();
+    let builders = format!(
+        "{BUILDERS}\n[[builders]]\nname = \"slow\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\nenv = [\"SLOW=1\"]\n"
+    );
+    let cfg = config(dir.path(), port, &repo, &builders);
+    let c = start(&cfg, port);
+    wait_for("the poller's builds", 60, || {
+        (cell(&grid(port), &rev, "script") == "ok").then_some(())
+    });
+
+    // Bad requests are refused with a reason.
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/builds",
+        r#"{"source":"repo","rev":"main","builder":"nope"}"#,
+    );
+    assert_eq!((status, body.as_str()), (400, "unknown builder \"nope\"\n"));
+    let (status, _) = http(port, "POST", "/api/builds", "not json");
+    assert_eq!(status, 400);
+
+    // Enqueue by branch name, then cancel it while it runs.
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/builds",
+        r#"{"source":"repo","rev":"main","builder":"slow"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let b: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let id = b["id"].as_str().unwrap().to_string();
+    assert_eq!(b["rev"], rev);
+    wait_for("the build to run", 30, || {
+        let (_, body) = http(port, "GET", &format!("/api/builds/{id}"), "");
+        body.contains("\"state\":\"running\"").then_some(())
+    });
+    let (status, _) = http(port, "POST", &format!("/api/builds/{id}/cancel"), "");
+    assert_eq!(status, 200);
+    wait_for("the cancel", 30, || {
+        let (_, body) = http(port, "GET", &format!("/api/builds/{id}"), "");
+        body.contains("\"state\":\"canceled\"").then_some(())
+    });
+    let (status, _) = http(port, "POST", &format!("/api/builds/{id}/cancel"), "");
+    assert_eq!(status, 409, "a finished build cannot be canceled");
+
+    // Retry it, and kill the coordinator while the retry runs: after a restart the build
+    // is queued again and completes, and earlier results are still there.
+    let (status, body) = http(port, "POST", &format!("/api/builds/{id}/retry"), "");
+    assert_eq!(status, 201);
+    let retry: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let retry_id = retry["id"].as_str().unwrap().to_string();
+    assert_ne!(retry_id, id);
+    wait_for("the retry to run", 30, || {
+        let (_, body) = http(port, "GET", &format!("/api/builds/{retry_id}"), "");
+        body.contains("\"state\":\"running\"").then_some(())
+    });
+    drop(c);
+    let _c = start(&cfg, port);
+    assert_eq!(
+        cell(&grid(port), &rev, "script"),
+        "ok",
+        "results survive a restart"
+    );
+    let done = wait_for("the retried build after restart", 60, || {
+        let (_, body) = http(port, "GET", &format!("/api/builds/{retry_id}"), "");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["state"] == "succeeded").then_some(v)
+    });
+    assert_eq!(
+        done["attempt"], 2,
+        "one attempt before the restart, one after"
+    );
+    let (_, old) = http(port, "GET", &format!("/api/builds/{id}"), "");
+    assert!(old.contains("\"state\":\"canceled\""));
+}

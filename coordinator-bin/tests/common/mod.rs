@@ -1,0 +1,172 @@
+//! Helpers shared by the coordinator's end-to-end tests: temporary git repos, the real
+//! `coordinator` binary as a child process, and plain HTTP over loopback.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child process killed on drop.
+#[derive(Debug)]
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs `git` in `dir`, panicking with its stderr on failure.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "Tester")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "Tester")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A repository with `build.sh` committed, executable.
+pub fn repo_with_script(dir: &Path, script: &str, message: &str) -> String {
+    if !dir.join(".git").exists() {
+        std::fs::create_dir_all(dir).unwrap();
+        git(dir, &["init", "-q", "-b", "main"]);
+    }
+    let path = dir.join("build.sh");
+    std::fs::write(&path, script).unwrap();
+    git(dir, &["add", "build.sh"]);
+    git(dir, &["update-index", "--chmod=+x", "build.sh"]);
+    git(dir, &["commit", "-q", "-m", message]);
+    git(dir, &["rev-parse", "HEAD"])
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Writes a config for one source `repo` and the given builders' TOML.
+pub fn config(dir: &Path, port: u16, repo: &Path, builders: &str) -> PathBuf {
+    let path = dir.join("coordinator.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\npoll_secs = 1\n\n\
+             [[sources]]\nname = \"repo\"\nurl = {url:?}\nbranches = [\"main\"]\n\n{builders}",
+            data = dir.join("data").display().to_string(),
+            url = repo.display().to_string(),
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Starts `coordinator serve --config <cfg>` and waits for its port.
+pub fn start(cfg: &Path, port: u16) -> Proc {
+    let child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .args(["serve", "--config"])
+        .arg(cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "coordinator did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Proc(child)
+}
+
+/// One HTTP/1.1 request; returns (status, body).
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text[9..12].parse().unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (status, body)
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// The JSON grid.
+pub fn grid(port: u16) -> serde_json::Value {
+    let (status, body) = http(port, "GET", "/?mode=json", "");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+/// The grid cell of `rev` for `builder`, or "" when absent.
+pub fn cell(grid: &serde_json::Value, rev: &str, builder: &str) -> String {
+    let Some(col) = grid["builders"]
+        .as_array()
+        .and_then(|b| b.iter().position(|x| x == builder))
+    else {
+        return String::new();
+    };
+    grid["revisions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["revision"] == rev)
+        .map(|r| r["results"][col].as_str().unwrap_or("").to_string())
+        .unwrap_or_default()
+}
+
+/// Waits (bounded) until `f` returns `Some`.
+pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
