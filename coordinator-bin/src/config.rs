@@ -8,6 +8,8 @@
 //! listen = "127.0.0.1:8880"
 //! data_dir = "coordinator-data"
 //! poll_secs = 15
+//! reverse_listen = "127.0.0.1:8119"     # TLS, for `buildlet --reverse-type …`
+//! master_key_file = "/etc/farm/master.key
 //!
 //! [[sources]]
 //! name = "myrepo"                 # the grid's repo column
@@ -23,6 +25,9 @@
 //!
 //! [pools.local]
 //! host-linux-local = 2
+//!
+//! [pools.reverse]                       # host type = machines expected
+//! host-linux-arm64-rev = 1
 //!
 //! [perf]
 //! postgres_url = "postgres://user:pw@127.0.0.1/perf"   # default: SQLite in data_dir
@@ -42,6 +47,12 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where builds, logs, perf data and git mirrors are kept.
     pub data_dir: PathBuf,
+    /// TLS address where reverse buildlets register (`/reverse`, `/revdial`); `None`
+    /// turns reverse buildlets off.
+    pub reverse_listen: Option<SocketAddr>,
+    /// The master key file (builder keys derive from it); default `<data_dir>/master.key`,
+    /// created on first start.
+    pub master_key_file: Option<PathBuf>,
     /// Seconds between polls of the work sources.
     pub poll_secs: u64,
     /// Repositories to watch.
@@ -97,6 +108,8 @@ fn default_step_timeout() -> u64 {
 pub struct Pools {
     /// Local in-process buildlets: host type → count.
     pub local: BTreeMap<String, usize>,
+    /// Host types served by reverse buildlets: host type → machines expected.
+    pub reverse: BTreeMap<String, i64>,
 }
 
 /// Where perf data goes.
@@ -139,6 +152,8 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8880".parse().expect("valid address"),
             data_dir: PathBuf::from("coordinator-data"),
+            reverse_listen: Some("127.0.0.1:8119".parse().expect("valid address")),
+            master_key_file: None,
             poll_secs: 15,
             sources: Vec::new(),
             builders: Vec::new(),
@@ -168,7 +183,9 @@ impl Config {
             self.builders.push(quick_builder());
         }
         for b in &self.builders {
-            self.pools.local.entry(b.host_type.clone()).or_insert(2);
+            if !self.pools.reverse.contains_key(&b.host_type) {
+                self.pools.local.entry(b.host_type.clone()).or_insert(2);
+            }
         }
         self
     }

@@ -19,7 +19,9 @@ pub mod git;
 pub mod livelog;
 pub mod metrics;
 pub mod poller;
+pub mod pools;
 pub mod runner;
+pub mod tls;
 pub mod web;
 
 use std::collections::HashMap;
@@ -27,6 +29,7 @@ use std::sync::{Arc, Mutex};
 
 use pool::BuildletPool;
 use pool::providers::local::{LocalPool, LocalPoolConfig};
+use pool::providers::reverse::{ReversePool, ReversePoolConfig};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -63,6 +66,35 @@ pub struct Coordinator {
     pub shutdown: CancellationToken,
 }
 
+/// Starts the reverse pool's TLS listener.
+async fn start_reverse(
+    config: &Config,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<(ReversePool, std::collections::BTreeSet<String>)> {
+    let identity = tls::load_or_create(&config.data_dir.join("tls"))?;
+    let key = tls::master_key(&Coordinator::master_key_path(config))?;
+    let mut cfg = ReversePoolConfig::new(key);
+    cfg.host_types = config
+        .pools
+        .reverse
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
+    let pool = ReversePool::new(cfg);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("reverse listener {addr}: {e}"))?;
+    tracing::info!(
+        addr = %listener.local_addr()?,
+        fingerprint = %identity.fingerprint,
+        ca = %identity.ca_path.display(),
+        "reverse buildlets register here over TLS (buildlet --reverse-type TYPE --coordinator ADDR --coordinator-ca CA --key-file KEY)"
+    );
+    let p = pool.clone();
+    tokio::spawn(async move { p.serve(listener, Some(identity.acceptor)).await });
+    Ok((pool, config.pools.reverse.keys().cloned().collect()))
+}
+
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coordinator")
@@ -85,7 +117,7 @@ impl Coordinator {
             Some(url) => Arc::new(perfstore::store::postgres::PgStore::connect(url, None).await?),
             None => Arc::new(perfstore::SqliteStore::open(data.join(PERF_DB)).await?),
         };
-        let pool = LocalPool::start(LocalPoolConfig {
+        let local = LocalPool::start(LocalPoolConfig {
             base_dir: data.join("buildlets"),
             machines: config
                 .pools
@@ -95,6 +127,11 @@ impl Coordinator {
                 .collect(),
         })
         .await?;
+        let reverse = match config.reverse_listen {
+            Some(addr) => Some(start_reverse(&config, addr).await?),
+            None => None,
+        };
+        let pool = pools::Pools { local, reverse };
         let mirrors = config
             .sources
             .iter()
@@ -112,6 +149,14 @@ impl Coordinator {
             poll_now: Notify::new(),
             shutdown: CancellationToken::new(),
         }))
+    }
+
+    /// The master key file in use.
+    pub fn master_key_path(config: &Config) -> std::path::PathBuf {
+        config
+            .master_key_file
+            .clone()
+            .unwrap_or_else(|| config.data_dir.join("master.key"))
     }
 
     /// Starts the poller and the build dispatcher.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use buildlet_proto::api::{ExecRequest, ProcessState};
 use pool::{LeaseRequest, SchedItem};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::Coordinator;
 use crate::db::{Build, State};
@@ -42,7 +43,9 @@ pub async fn dispatch_loop(c: Arc<Coordinator>) {
                 for build in queued {
                     let fresh = c.running_insert(&build.id);
                     if let Some(running) = fresh {
-                        tokio::spawn(run_build(c.clone(), build, running));
+                        let span =
+                            tracing::info_span!("build", id = %build.id, builder = %build.builder);
+                        tokio::spawn(run_build(c.clone(), build, running).instrument(span));
                     }
                 }
             }
@@ -58,8 +61,6 @@ pub async fn dispatch_loop(c: Arc<Coordinator>) {
 
 /// Runs one build to its end.
 async fn run_build(c: Arc<Coordinator>, build: Build, running: Arc<Running>) {
-    let span = tracing::info_span!("build", id = %build.id, builder = %build.builder, rev = %&build.rev[..build.rev.len().min(12)]);
-    let _enter = span.enter();
     let log = running.log.clone();
     match c.db.start(&build.id).await {
         Ok(true) => {}

@@ -3,7 +3,7 @@
 //! | Path | |
 //! |---|---|
 //! | `GET /` | the build grid; `?mode=json` gives the dashboard's `BuildStatus` JSON |
-//! | `GET /log/{id}` | a build's log, streamed while it runs |
+//! | `GET /log/{id}` | a build's log, streamed while it runs (`?nostream=1`: what is there now) |
 //! | `GET /status` | pools, queue (with positions), running builds |
 //! | `POST /api/builds` | `{"source","rev","builder"}` → `201 {"id"}`: queue a build |
 //! | `GET /api/builds/{id}` | a build as JSON |
@@ -233,7 +233,18 @@ fn grid_html(grid: &Grid) -> Response {
     page("Build grid", true, &body)
 }
 
-async fn log(State(c): State<Shared>, Path(id): Path<String>) -> Response {
+#[derive(Debug, serde::Deserialize)]
+struct LogParams {
+    /// Upstream's `nostream=1`: the log so far, without waiting for the rest.
+    #[serde(default)]
+    nostream: String,
+}
+
+async fn log(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+    Query(p): Query<LogParams>,
+) -> Response {
     let build = match c.db.get(&id).await {
         Ok(Some(b)) => b,
         Ok(None) => return text(StatusCode::NOT_FOUND, format!("no build {id}\n")),
@@ -253,6 +264,14 @@ async fn log(State(c): State<Shared>, Path(id): Path<String>) -> Response {
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ];
     if let Some(running) = c.running(&id).filter(|_| !build.state.is_final()) {
+        if !p.nostream.is_empty() {
+            head.push_str(
+                "  status: still running (streaming disabled by nostream)\n\nBuild log:\n",
+            );
+            let mut body = head.into_bytes();
+            body.extend(running.log.contents());
+            return (headers, body).into_response();
+        }
         head.push_str(
             "  status: still running (this page streams until the build ends)\n\nBuild log:\n",
         );

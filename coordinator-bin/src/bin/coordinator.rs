@@ -49,6 +49,19 @@ enum Command {
         #[arg(long)]
         poll_secs: Option<u64>,
     },
+    /// Print the builder key a reverse buildlet of HOST_TYPE needs (its `--key-file`).
+    ///
+    /// Example: coordinator key host-linux-arm64-rev > ~/.gobuildkey-host-linux-arm64-rev
+    Key {
+        /// The host type.
+        host_type: String,
+        /// A TOML configuration file.
+        #[arg(long, env = "COORDINATOR_CONFIG")]
+        config: Option<PathBuf>,
+        /// The data directory (overrides the file).
+        #[arg(long, env = "COORDINATOR_DATA_DIR")]
+        data_dir: Option<PathBuf>,
+    },
     /// Print the effective configuration (defaults filled in) as the coordinator sees it.
     Config {
         /// A TOML configuration file.
@@ -68,11 +81,27 @@ fn load(config: Option<PathBuf>) -> anyhow::Result<Config> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     match Cli::parse().command {
+        Command::Key {
+            host_type,
+            config,
+            data_dir,
+        } => {
+            let mut cfg = load(config)?;
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            let master = coordinator_bin::tls::master_key(&Coordinator::master_key_path(&cfg))?;
+            println!(
+                "{}",
+                dashboard_types::keys::builder_key(&master, &host_type)
+            );
+        }
         Command::Config { config } => {
             println!("{:#?}", load(config)?);
         }

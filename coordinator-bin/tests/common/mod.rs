@@ -63,13 +63,25 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Writes a config for one source `repo` and the given builders' TOML.
+/// Writes a config for one source `repo` and the given builders' TOML; reverse buildlets
+/// register on an ephemeral port.
 pub fn config(dir: &Path, port: u16, repo: &Path, builders: &str) -> PathBuf {
+    config_with_reverse(dir, port, 0, repo, builders)
+}
+
+/// As [`config`], with reverse buildlets on `reverse_port`.
+pub fn config_with_reverse(
+    dir: &Path,
+    port: u16,
+    reverse_port: u16,
+    repo: &Path,
+    builders: &str,
+) -> PathBuf {
     let path = dir.join("coordinator.toml");
     std::fs::write(
         &path,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = {data:?}\npoll_secs = 1\n\n\
+            "listen = \"127.0.0.1:{port}\"\nreverse_listen = \"127.0.0.1:{reverse_port}\"\ndata_dir = {data:?}\npoll_secs = 1\n\n\
              [[sources]]\nname = \"repo\"\nurl = {url:?}\nbranches = [\"main\"]\n\n{builders}",
             data = dir.join("data").display().to_string(),
             url = repo.display().to_string(),

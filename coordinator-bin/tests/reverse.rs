@@ -1,0 +1,165 @@
+//! Real `buildlet --reverse-type …` processes register with the real coordinator over TLS,
+//! receive the builds of their host type, and a buildlet killed mid-build makes the build
+//! retry on another one with exactly one result recorded.
+
+mod common;
+
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// The `buildlet` binary of this workspace, built if needed.
+fn buildlet_bin() -> std::path::PathBuf {
+    let target = std::env::current_exe()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let bin = target.join("buildlet");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "-p", "buildlet-proto", "--bin", "buildlet"])
+            .status()
+            .unwrap();
+        assert!(ok.success(), "building the buildlet binary failed");
+    }
+    bin
+}
+
+fn reverse_buildlet(
+    dir: &std::path::Path,
+    name: &str,
+    reverse_port: u16,
+    key_file: &std::path::Path,
+) -> Proc {
+    let ca = dir.join("data/tls/ca.pem");
+    Proc(
+        Command::new(buildlet_bin())
+            .args([
+                "--reverse-type",
+                "host-rev",
+                "--coordinator",
+                &format!("127.0.0.1:{reverse_port}"),
+            ])
+            .args([
+                "--hostname",
+                name,
+                "--halt=false",
+                "--health-addr",
+                "127.0.0.1:0",
+                "--reconnect",
+            ])
+            .arg("--coordinator-ca")
+            .arg(&ca)
+            .arg("--key-file")
+            .arg(key_file)
+            .arg("--workdir")
+            .arg(dir.join(name))
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+#[test]
+fn reverse_buildlets_take_their_builds_and_a_lost_one_is_retried_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let rev = repo_with_script(
+        &repo,
+        "#!/bin/sh\necho \"step begins\"\nsleep 3\necho end\n",
+        "slow",
+    );
+    let (port, reverse_port) = (free_port(), free_port());
+    let cfg = config_with_reverse(
+        dir.path(),
+        port,
+        reverse_port,
+        &repo,
+        "[[builders]]\nname = \"rev\"\nhost_type = \"host-rev\"\nsteps = [[\"./build.sh\"]]\n\n[pools.reverse]\nhost-rev = 2\n",
+    );
+    let _c = start(&cfg, port);
+
+    // The key a reverse buildlet of this host type needs, from the coordinator itself.
+    let out = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .args(["key", "host-rev", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let key = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(key.trim().len(), 32);
+    let key_file = dir.path().join("key");
+    std::fs::write(&key_file, key.trim()).unwrap();
+
+    // A buildlet with a wrong key is refused and never gets work.
+    let bad_key = dir.path().join("bad-key");
+    std::fs::write(&bad_key, "0123456789abcdef0123456789abcdef").unwrap();
+    let _bad = reverse_buildlet(dir.path(), "rev-bad", reverse_port, &bad_key);
+
+    let mut a = Some(reverse_buildlet(
+        dir.path(),
+        "rev-a",
+        reverse_port,
+        &key_file,
+    ));
+    let mut b = Some(reverse_buildlet(
+        dir.path(),
+        "rev-b",
+        reverse_port,
+        &key_file,
+    ));
+    wait_for("both reverse buildlets on the status page", 60, || {
+        let (_, html) = http(port, "GET", "/status", "");
+        html.contains("<td>host-rev</td><td>2</td>").then_some(())
+    });
+
+    // The poller queues the head commit; wait until a buildlet runs it, then kill that one.
+    let build = wait_for("the build to start on a reverse buildlet", 60, || {
+        let (_, html) = http(port, "GET", "/status", "");
+        let id = html.split("/log/").nth(1)?.split('"').next()?.to_string();
+        let (_, body) = http(port, "GET", &format!("/api/builds/{id}"), "");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["state"] == "running" && v["buildlet"].as_str().is_some_and(|s| !s.is_empty()))
+            .then_some(v)
+    });
+    let id = build["id"].as_str().unwrap().to_string();
+    let first = build["buildlet"].as_str().unwrap().to_string();
+    // Let the step start, then kill its machine.
+    wait_for("the step's output", 30, || {
+        let (_, log) = http(port, "GET", &format!("/log/{id}?nostream=1"), "");
+        log.contains("step begins").then_some(())
+    });
+    drop(if first.contains("rev-a") {
+        a.take()
+    } else {
+        b.take()
+    });
+
+    let done = wait_for("the retry on the other buildlet", 90, || {
+        let (_, body) = http(port, "GET", &format!("/api/builds/{id}"), "");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        v["state"]
+            .as_str()
+            .is_some_and(|s| s != "running" && s != "queued")
+            .then_some(v)
+    });
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let (_, log) = http(port, "GET", &format!("/log/{id}"), "");
+    assert_eq!(done["attempt"], 2, "{done} {log}");
+    assert_ne!(done["buildlet"], first, "the retry ran elsewhere");
+    let (_, log) = http(port, "GET", &format!("/log/{id}"), "");
+    assert!(log.contains("buildlet lost"), "{log}");
+    assert!(log.contains("All steps passed."), "{log}");
+    assert_eq!(cell(&grid(port), &rev, "rev"), "ok");
+    let (_, metrics) = http(port, "GET", "/metrics", "");
+    assert!(
+        metrics.contains("coordinator_builds_finished_total{result=\"succeeded\"} 1"),
+        "exactly one result: {metrics}"
+    );
+    drop((a, b));
+}
