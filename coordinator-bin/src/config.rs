@@ -9,7 +9,7 @@
 //! data_dir = "coordinator-data"
 //! poll_secs = 15
 //! reverse_listen = "127.0.0.1:8119"     # TLS, for `buildlet --reverse-type …`
-//! master_key_file = "/etc/farm/master.key
+//! master_key_file = "/etc/farm/master.key"
 //!
 //! [[sources]]
 //! name = "myrepo"                 # the grid's repo column
@@ -219,6 +219,7 @@ mod tests {
         assert_eq!(cfg.sources[0].branches, ["main"]);
         assert_eq!(cfg.builders[0].steps[0], ["sh", "-c", "make test"]);
         assert_eq!(cfg.pools.local.get("host-linux-local"), Some(&2));
+        assert_eq!(cfg.pools.reverse.get("host-linux-arm64-rev"), Some(&1));
         assert!(
             toml::from_str::<Config>("bogus = 1").is_err(),
             "unknown keys are refused"
