@@ -39,6 +39,7 @@ pub mod client;
 mod error;
 pub mod reverse;
 pub mod server;
+pub mod testing;
 pub mod tgz;
 mod tls;
 

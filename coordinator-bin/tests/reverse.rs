@@ -8,26 +8,7 @@ use std::process::{Command, Stdio};
 
 use common::*;
 
-/// The `buildlet` binary of this workspace, built if needed.
-fn buildlet_bin() -> std::path::PathBuf {
-    let target = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let bin = target.join("buildlet");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = Command::new(cargo)
-            .args(["build", "-p", "buildlet-proto", "--bin", "buildlet"])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "building the buildlet binary failed");
-    }
-    bin
-}
+use buildlet_proto::testing::buildlet_bin;
 
 fn reverse_buildlet(
     dir: &std::path::Path,

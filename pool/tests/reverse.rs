@@ -302,25 +302,7 @@ async fn conformance() {
     c.pool.shutdown();
 }
 
-fn buildlet_bin() -> std::path::PathBuf {
-    let target = std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let bin = target.join("buildlet");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let ok = std::process::Command::new(cargo)
-            .args(["build", "-p", "buildlet-proto", "--bin", "buildlet"])
-            .status()
-            .unwrap();
-        assert!(ok.success(), "building the buildlet binary failed");
-    }
-    bin
-}
+use buildlet_proto::testing::buildlet_bin;
 
 struct Proc(std::process::Child);
 impl Drop for Proc {
