@@ -96,6 +96,11 @@ pub struct BuilderConfig {
     /// Sources it builds (empty: all).
     #[serde(default)]
     pub sources: Vec<String>,
+    /// A builder of the built-in catalogue (`dashboard_types::Catalogue`) whose upstream
+    /// post-submit policy decides which repos and branches this builder builds, e.g.
+    /// `"linux-amd64"`: the source name is taken as the Gerrit project (`go`, `net`, …).
+    #[serde(default)]
+    pub policy: Option<String>,
 }
 
 fn default_step_timeout() -> u64 {
@@ -144,6 +149,7 @@ pub fn quick_builder() -> BuilderConfig {
         env: Vec::new(),
         step_timeout_secs: 60,
         sources: Vec::new(),
+        policy: None,
     }
 }
 
@@ -164,11 +170,58 @@ impl Default for Config {
 }
 
 impl Config {
-    /// Reads a TOML file.
+    /// Reads a TOML file and checks it.
     pub fn load(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+        let cfg: Config =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        cfg.check()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    /// Refuses what cannot work: empty steps, unknown policies, unknown sources.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let catalogue = dashboard_types::catalogue::Catalogue::builtin();
+        for b in &self.builders {
+            if b.steps.is_empty() || b.steps.iter().any(Vec::is_empty) {
+                anyhow::bail!("builder {:?}: every step needs a command", b.name);
+            }
+            if let Some(p) = &b.policy
+                && catalogue.builder(p).is_none()
+            {
+                anyhow::bail!(
+                    "builder {:?}: policy {p:?} is not a builder of the built-in catalogue",
+                    b.name
+                );
+            }
+            for s in &b.sources {
+                if !self.sources.iter().any(|x| &x.name == s) {
+                    anyhow::bail!("builder {:?}: unknown source {s:?}", b.name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `builder` builds `branch` of `source`: its `sources` list, then its
+    /// catalogue policy.
+    pub fn builds(
+        builder: &BuilderConfig,
+        source: &Source,
+        branch: &str,
+        catalogue: &dashboard_types::catalogue::Catalogue,
+    ) -> bool {
+        if !builder.sources.is_empty() && !builder.sources.contains(&source.name) {
+            return false;
+        }
+        match &builder.policy {
+            None => true,
+            Some(p) => catalogue
+                .builder(p)
+                .is_some_and(|b| b.builds_repo_post_submit(&source.name, branch, branch)),
+        }
     }
 
     /// Fills what the file left out: the checkout in `cwd` as the source, the quick
@@ -223,6 +276,41 @@ mod tests {
         assert!(
             toml::from_str::<Config>("bogus = 1").is_err(),
             "unknown keys are refused"
+        );
+        cfg.check().unwrap();
+    }
+
+    #[test]
+    fn catalogue_policies_decide() {
+        let catalogue = dashboard_types::catalogue::Catalogue::builtin();
+        let mut b = quick_builder();
+        let src = |name: &str| Source {
+            name: name.into(),
+            url: String::new(),
+            branches: vec![],
+        };
+        assert!(Config::builds(&b, &src("anything"), "main", &catalogue));
+        b.sources = vec!["other".into()];
+        assert!(!Config::builds(&b, &src("anything"), "main", &catalogue));
+        b.sources.clear();
+        b.policy = Some("linux-amd64".into());
+        assert!(Config::builds(&b, &src("go"), "master", &catalogue));
+        // Upstream's policy: release branches before Go 1.11 are not built.
+        assert!(!Config::builds(
+            &b,
+            &src("go"),
+            "release-branch.go1.10",
+            &catalogue
+        ));
+        let mut cfg = Config::default();
+        cfg.builders.push(BuilderConfig {
+            policy: Some("no-such-builder".into()),
+            ..quick_builder()
+        });
+        let err = cfg.check().unwrap_err().to_string();
+        assert!(
+            err.contains("not a builder of the built-in catalogue"),
+            "{err}"
         );
     }
 }

@@ -56,6 +56,8 @@ pub struct Coordinator {
     pub perf: Arc<dyn perfstore::Store>,
     /// Metrics.
     pub metrics: metrics::Metrics,
+    /// The built-in builder catalogue, for builders' `policy`.
+    pub catalogue: dashboard_types::catalogue::Catalogue,
     mirrors: HashMap<String, Mirror>,
     running: Mutex<HashMap<String, Arc<Running>>>,
     /// Signalled when builds are queued.
@@ -143,6 +145,7 @@ impl Coordinator {
             pool: Arc::new(pool),
             perf,
             metrics: metrics::Metrics::default(),
+            catalogue: dashboard_types::catalogue::Catalogue::builtin(),
             mirrors,
             running: Mutex::new(HashMap::new()),
             work: Notify::new(),

@@ -149,10 +149,16 @@ async fn attempt_once(
     log.line(&format!("using buildlet {}", lease.name()));
     let _ = c.db.set_buildlet(&build.id, lease.name()).await;
     let client = lease.client_arc();
+    let (size, started) = (tgz.len(), std::time::Instant::now());
+    log.line(&format!("pushing the source ({:.1} MB)", size as f64 / 1e6));
     if let Err(e) = client.put_tgz("", Box::new(Cursor::new(tgz))).await {
         lease.destroy();
         return Err(AttemptError::Lost(format!("pushing the source: {e}")));
     }
+    log.line(&format!(
+        "source in place after {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
     for step in &builder.steps {
         let Some((cmd, args)) = step.split_first() else {
             continue;

@@ -316,18 +316,33 @@ async fn status(State(c): State<Shared>) -> Response {
         queued.len()
     );
     body.push_str("<h2>Buildlet pools</h2><table id=\"pools\"><tr><th>host type</th><th>machines</th><th>idle</th><th>busy</th><th>waiting</th></tr>");
-    for (ht, s) in c.pool.status().host_types {
+    let pools = c.pool.status().host_types;
+    for (ht, s) in &pools {
         let _ = write!(
             body,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&ht),
+            escape(ht),
             s.connected,
             s.idle,
             s.busy,
             s.waiters
         );
     }
-    body.push_str("</table><h2>Active builds</h2><ul id=\"active\">");
+    body.push_str("</table><h2>Buildlets</h2><ul id=\"buildlets\">");
+    for (ht, s) in &pools {
+        for (name, m) in &s.machines {
+            let state = if m.busy_sec > 0.0 { "busy" } else { "idle" };
+            let _ = write!(
+                body,
+                "<li>{} ({}): {state}, connected {:.0} s, version {}</li>",
+                escape(name),
+                escape(ht),
+                m.connected_sec,
+                escape(&m.version)
+            );
+        }
+    }
+    body.push_str("</ul><h2>Active builds</h2><ul id=\"active\">");
     for b in &running {
         let _ = write!(
             body,

@@ -148,3 +148,37 @@ fn api_enqueue_retry_cancel_and_restart() {
     let (_, old) = http(port, "GET", &format!("/api/builds/{id}"), "");
     assert!(old.contains("\"state\":\"canceled\""));
 }
+
+#[test]
+fn a_step_over_its_time_limit_fails_the_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let rev = repo_with_script(&repo, "#!/bin/sh\necho waiting\nsleep 30\n", "hangs");
+    let port = free_port();
+    let cfg = config(
+        dir.path(),
+        port,
+        &repo,
+        "[[builders]]\nname = \"hang\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\nstep_timeout_secs = 1\n",
+    );
+    let _c = start(&cfg, port);
+    let started = std::time::Instant::now();
+    let url = wait_for("the time limit", 30, || {
+        let c = cell(&grid(port), &rev, "hang");
+        (!c.is_empty()).then_some(c)
+    });
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "killed at the limit, not at the end"
+    );
+    let path = &url[url.find("/log/").unwrap()..];
+    let (_, log) = http(port, "GET", path, "");
+    assert!(
+        log.contains("waiting") && log.contains("step failed: "),
+        "{log}"
+    );
+    assert!(
+        log.contains("pushing the source (") && log.contains("source in place after"),
+        "{log}"
+    );
+}

@@ -96,7 +96,8 @@ fn reverse_buildlets_take_their_builds_and_a_lost_one_is_retried_once() {
     ));
     wait_for("both reverse buildlets on the status page", 60, || {
         let (_, html) = http(port, "GET", "/status", "");
-        html.contains("<td>host-rev</td><td>2</td>").then_some(())
+        (html.contains("<td>host-rev</td><td>2</td>") && html.contains("rev-a (host-rev): idle"))
+            .then_some(())
     });
 
     // The poller queues the head commit; wait until a buildlet runs it, then kill that one.

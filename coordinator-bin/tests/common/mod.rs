@@ -96,6 +96,7 @@ pub fn start(cfg: &Path, port: u16) -> Proc {
     let child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
         .args(["serve", "--config"])
         .arg(cfg)
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
