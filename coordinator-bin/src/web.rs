@@ -7,6 +7,7 @@
 //! | `GET /status` | pools, queue (with positions), running builds |
 //! | `POST /api/builds` | `{"source","rev","builder"}` → `201 {"id"}`: queue a build |
 //! | `GET /api/builds/{id}` | a build as JSON |
+//! | `GET /api/builds/{id}/record` | the build as upstream's `BuildRecord` (Go field names) |
 //! | `POST /api/builds/{id}/retry` | queue the same build again (upstream's retrybuilds) |
 //! | `POST /api/builds/{id}/cancel` | cancel a queued or running build |
 //! | `POST /api/poll` | poll the work sources now |
@@ -39,6 +40,7 @@ pub fn router(c: Arc<Coordinator>) -> Router {
         .route("/status", get(status))
         .route("/api/builds", post(enqueue))
         .route("/api/builds/{id}", get(build_json))
+        .route("/api/builds/{id}/record", get(build_record))
         .route("/api/builds/{id}/retry", post(retry))
         .route("/api/builds/{id}/cancel", post(cancel))
         .route("/api/poll", post(poll))
@@ -437,6 +439,67 @@ fn json(status: StatusCode, v: impl serde::Serialize) -> Response {
 async fn build_json(State(c): State<Shared>, Path(id): Path<String>) -> Response {
     match c.db.get(&id).await {
         Ok(Some(b)) => json(StatusCode::OK, BuildJson::from(b)),
+        Ok(None) => text(StatusCode::NOT_FOUND, format!("no build {id}\n")),
+        Err(e) => internal(e),
+    }
+}
+
+/// The build as upstream's datastore `Build` record.
+fn record_of(b: &Build, host: &str) -> dashboard_types::BuildRecord {
+    use dashboard_types::go_json::GoTime;
+    let time = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(|t| GoTime::parse(t).ok())
+            .unwrap_or_else(GoTime::zero)
+    };
+    let (start, end) = (time(&b.started), time(&b.ended));
+    let seconds = if start.is_zero() || end.is_zero() {
+        0.0
+    } else {
+        (end.0 - start.0).num_milliseconds() as f64 / 1000.0
+    };
+    let mut parts = b.builder.splitn(3, '-');
+    let (os, arch) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let log_url = format!("http://{host}/log/{}", b.id);
+    dashboard_types::BuildRecord {
+        id: b.id.clone(),
+        process_id: std::process::id().to_string(),
+        start_time: start,
+        go_rev: b.rev.clone(),
+        rev: b.rev.clone(),
+        repo: b.source.clone(),
+        builder: b.builder.clone(),
+        os: os.to_string(),
+        arch: arch.to_string(),
+        end_time: end,
+        seconds,
+        result: match b.state {
+            BuildState::Succeeded => "ok".into(),
+            BuildState::Failed => "fail".into(),
+            _ => String::new(),
+        },
+        failure_url: if b.state == BuildState::Failed {
+            log_url.clone()
+        } else {
+            String::new()
+        },
+        log_url,
+        ..dashboard_types::BuildRecord::default()
+    }
+}
+
+async fn build_record(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    match c.db.get(&id).await {
+        Ok(Some(b)) => json(StatusCode::OK, record_of(&b, &host)),
         Ok(None) => text(StatusCode::NOT_FOUND, format!("no build {id}\n")),
         Err(e) => internal(e),
     }

@@ -49,6 +49,16 @@ fn commits_are_built_and_failures_link_their_logs() {
     assert!(log.contains("boom: the bad commit"), "{log}");
     assert!(log.contains("step failed: exit status 3"), "{log}");
     assert!(log.contains("result: failed"), "{log}");
+    // The same build as upstream's BuildRecord.
+    let id = &url[prefix.len()..];
+    let (status, record) = http(port, "GET", &format!("/api/builds/{id}/record"), "");
+    assert_eq!(status, 200);
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    assert_eq!(record["ID"], id);
+    assert_eq!(record["Result"], "fail");
+    assert_eq!(record["FailureURL"], url);
+    assert_eq!(record["Rev"], bad);
+    assert!(record["Seconds"].as_f64().unwrap() >= 0.0);
 
     // The HTML grid shows both.
     let (_, html) = http(port, "GET", "/", "");
