@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::Error;
 use super::lines::Lines;
 use super::number::{atof, atoi, format_go_float};
-use super::syntax::{ConfigLine, parse_config_line, split_field};
+use super::syntax::{ConfigLine, fields, parse_config_line, split_field};
 use super::units::tidy_unit;
 
 /// A unit name, shared between results (units repeat on every line).
@@ -177,9 +177,18 @@ pub enum Record<'a> {
 
 #[derive(Debug)]
 enum Queued {
-    Result,
     Metadata(UnitMetadata),
     Error(SyntaxError),
+}
+
+/// What [`Reader::fill`] produced.
+enum Filled {
+    /// A result, in `Reader::result`.
+    Result,
+    /// Items in the queue.
+    Queued,
+    /// The end of input.
+    End,
 }
 
 /// Tidied form of a unit, cached by its spelling.
@@ -205,6 +214,8 @@ pub struct Reader<R> {
     recent_units: Vec<Tidied>,
     /// Per value position, the index in `recent_units` of the last line's unit.
     unit_hints: Vec<usize>,
+    /// Field ranges of the line being parsed (reused).
+    spans: Vec<(usize, usize)>,
     failed: bool,
 }
 
@@ -222,6 +233,7 @@ impl<R: BufRead> Reader<R> {
             units: HashMap::new(),
             recent_units: Vec::new(),
             unit_hints: Vec::new(),
+            spans: Vec::new(),
             failed: false,
         }
     }
@@ -248,8 +260,13 @@ impl<R: BufRead> Reader<R> {
     /// The next record; `None` at the end of input; `Some(Err)` once, for a fatal read error
     /// (such as a line over [`super::MAX_LINE`]), after which reading stops.
     pub fn next_record(&mut self) -> Option<Result<Record<'_>, Error>> {
-        if self.queue.is_empty() && !self.fill() {
-            return None;
+        if self.queue.is_empty() {
+            match self.fill() {
+                Filled::End => return None,
+                // The common case skips the queue: the result is in `self.result`.
+                Filled::Result => return Some(Ok(Record::Result(&self.result))),
+                Filled::Queued => {}
+            }
         }
         if self.failed {
             // `fill` stored the error as the only queued item.
@@ -264,21 +281,20 @@ impl<R: BufRead> Reader<R> {
         }
         self.current = self.queue.pop_front();
         Some(Ok(match self.current.as_ref()? {
-            Queued::Result => Record::Result(&self.result),
             Queued::Metadata(m) => Record::UnitMetadata(m),
             Queued::Error(e) => Record::SyntaxError(e),
         }))
     }
 
-    /// Reads lines until something is queued; false at the end of input.
-    fn fill(&mut self) -> bool {
+    /// Reads lines until a result is parsed or something is queued.
+    fn fill(&mut self) -> Filled {
         if self.failed {
-            return false;
+            return Filled::End;
         }
         while self.queue.is_empty() {
             let (line_no, line) = match self.lines.next_line() {
                 Ok(Some(line)) => line,
-                Ok(None) => return false,
+                Ok(None) => return Filled::End,
                 Err(e) => {
                     self.failed = true;
                     self.queue.push_back(Queued::Error(SyntaxError {
@@ -286,7 +302,7 @@ impl<R: BufRead> Reader<R> {
                         line: self.lines.line_no,
                         msg: e.to_string(),
                     }));
-                    return true;
+                    return Filled::Queued;
                 }
             };
             if line.starts_with(b"Benchmark") {
@@ -296,8 +312,9 @@ impl<R: BufRead> Reader<R> {
                     &mut self.result,
                     &mut self.recent_units,
                     &mut self.unit_hints,
+                    &mut self.spans,
                 ) {
-                    Ok(true) => self.queue.push_back(Queued::Result),
+                    Ok(true) => return Filled::Result,
                     Ok(false) => {}
                     Err(msg) => self.queue.push_back(Queued::Error(SyntaxError {
                         file_name: self.result.file_name.clone(),
@@ -321,7 +338,7 @@ impl<R: BufRead> Reader<R> {
                 None => {}
             }
         }
-        true
+        Filled::Queued
     }
 
     fn parse_unit_line(&mut self, line: &[u8], line_no: usize) {
@@ -413,37 +430,39 @@ fn parse_benchmark_line(
     result: &mut BenchResult,
     units: &mut Vec<Tidied>,
     hints: &mut Vec<usize>,
+    spans: &mut Vec<(usize, usize)>,
 ) -> Result<bool, String> {
-    let line = &line[b"Benchmark".len()..];
-    let (name, rest) = split_field(line);
-    if rest.is_empty() && name.len() == line.len() {
+    fields(line, spans);
+    // The line starts with "Benchmark", so the first field does too and begins at 0.
+    let name_end = spans.first().map_or(line.len(), |&(_, e)| e);
+    if spans.len() <= 1 && name_end == line.len() {
+        // `go test -v` prints the bare name when a benchmark starts.
         return Ok(false);
     }
     result.name.clear();
-    result.name.extend_from_slice(name);
-    let (count, mut rest) = split_field(rest);
-    if count.is_empty() {
+    result
+        .name
+        .extend_from_slice(&line[b"Benchmark".len()..name_end]);
+    let field = |i: usize| spans.get(i).map(|&(s, e)| &line[s..e]);
+    let Some(count) = field(1) else {
         return Err("missing iteration count".into());
-    }
+    };
     result.iters = atoi(count).map_err(|e| format!("parsing iteration count: {}", e.as_str()))?;
     // Values are overwritten in place: on the steady state of a file (the same units on
     // every line) no unit handle is cloned or dropped, so parsing touches no reference count.
     let mut n = 0;
     loop {
-        let (number, next) = split_field(rest);
-        if number.is_empty() {
+        let Some(number) = field(2 + 2 * n) else {
             if n == 0 {
                 return Err("missing measurements".into());
             }
             result.values.truncate(n);
             return Ok(true);
-        }
+        };
         let value = atof(number).map_err(|e| format!("parsing measurement: {}", e.as_str()))?;
-        let (unit, next) = split_field(next);
-        if unit.is_empty() {
+        let Some(unit) = field(3 + 2 * n) else {
             return Err("missing units".into());
-        }
-        rest = next;
+        };
         // The unit at this position on the previous line is the likely match.
         let hint = hints
             .get(n)

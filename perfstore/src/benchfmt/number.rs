@@ -61,6 +61,14 @@ pub(crate) fn atof(b: &[u8]) -> Result<f64, NumError> {
         Some(b'-') => (true, &s[1..]),
         _ => (false, s),
     };
+    // Cheap rejection of words (units, names) before any allocation.
+    if !body
+        .as_bytes()
+        .first()
+        .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'i' | b'I' | b'n' | b'N'))
+    {
+        return Err(NumError::Syntax);
+    }
     let lower = body.to_ascii_lowercase();
     let magnitude = match lower.as_str() {
         "inf" | "infinity" => f64::INFINITY,
@@ -241,6 +249,9 @@ mod tests {
         assert_eq!(atof(b"123456789012345678"), Ok(123456789012345678.0));
         assert_eq!(atof(b"1.5e3"), Ok(1500.0));
         assert_eq!(atof(b"-Inf"), Ok(f64::NEG_INFINITY));
+        assert_eq!(atof(b"-123456789.5"), Ok(-123456789.5));
+        assert_eq!(atof(b"+1e3"), Ok(1000.0));
+        assert_eq!(atof(b"ns/op"), Err(NumError::Syntax));
         assert!(atof(b"NaN").unwrap().is_nan());
         assert_eq!(atof(b"0x1p-2"), Ok(0.25));
         assert_eq!(atof(b"0x1.8p1"), Ok(3.0));
