@@ -224,26 +224,28 @@ impl Db {
         .await
     }
 
-    /// Builds in `state`, oldest first.
-    pub async fn in_state(&self, state: State) -> anyhow::Result<Vec<Build>> {
+    /// Builds selected by `tail` (the SQL after `FROM builds`) with one parameter.
+    async fn select(
+        &self,
+        tail: &'static str,
+        param: impl rusqlite::ToSql + Send + 'static,
+    ) -> anyhow::Result<Vec<Build>> {
         self.call(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM builds WHERE state = ?1 ORDER BY seq"
-            ))?;
-            stmt.query_map([state.as_str()], row)?.collect()
+            let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM builds {tail}"))?;
+            stmt.query_map([param], row)?.collect()
         })
         .await
     }
 
+    /// Builds in `state`, oldest first.
+    pub async fn in_state(&self, state: State) -> anyhow::Result<Vec<Build>> {
+        self.select("WHERE state = ?1 ORDER BY seq", state.as_str())
+            .await
+    }
+
     /// The newest `limit` builds.
     pub async fn recent(&self, limit: i64) -> anyhow::Result<Vec<Build>> {
-        self.call(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM builds ORDER BY seq DESC LIMIT ?1"
-            ))?;
-            stmt.query_map([limit], row)?.collect()
-        })
-        .await
+        self.select("ORDER BY seq DESC LIMIT ?1", limit).await
     }
 
     /// Marks a queued build running, counting an attempt. False if it was not queued (for

@@ -66,13 +66,19 @@ pub struct Coordinator {
     pub poll_now: Notify,
     /// Cancelled on shutdown.
     pub shutdown: CancellationToken,
+    /// Where reverse buildlets register, when enabled.
+    pub reverse_addr: Option<std::net::SocketAddr>,
 }
 
 /// Starts the reverse pool's TLS listener.
 async fn start_reverse(
     config: &Config,
     addr: std::net::SocketAddr,
-) -> anyhow::Result<(ReversePool, std::collections::BTreeSet<String>)> {
+) -> anyhow::Result<(
+    ReversePool,
+    std::collections::BTreeSet<String>,
+    std::net::SocketAddr,
+)> {
     let identity = tls::load_or_create(&config.data_dir.join("tls"))?;
     let key = tls::master_key(&Coordinator::master_key_path(config))?;
     let mut cfg = ReversePoolConfig::new(key);
@@ -92,9 +98,10 @@ async fn start_reverse(
         ca = %identity.ca_path.display(),
         "reverse buildlets register here over TLS (buildlet --reverse-type TYPE --coordinator ADDR --coordinator-ca CA --key-file KEY)"
     );
+    let bound = listener.local_addr()?;
     let p = pool.clone();
     tokio::spawn(async move { p.serve(listener, Some(identity.acceptor)).await });
-    Ok((pool, config.pools.reverse.keys().cloned().collect()))
+    Ok((pool, config.pools.reverse.keys().cloned().collect(), bound))
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -133,6 +140,10 @@ impl Coordinator {
             Some(addr) => Some(start_reverse(&config, addr).await?),
             None => None,
         };
+        let (reverse, reverse_addr) = match reverse {
+            Some((pool, types, addr)) => (Some((pool, types)), Some(addr)),
+            None => (None, None),
+        };
         let pool = pools::Pools { local, reverse };
         let mirrors = config
             .sources
@@ -151,6 +162,7 @@ impl Coordinator {
             work: Notify::new(),
             poll_now: Notify::new(),
             shutdown: CancellationToken::new(),
+            reverse_addr,
         }))
     }
 

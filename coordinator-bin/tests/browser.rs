@@ -81,14 +81,13 @@ fn grid_and_status_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let rev = repo_with_script(&repo, "#!/bin/sh\necho fine\n", "Add the build script");
-    let port = free_port();
     let cfg = config(
         dir.path(),
-        port,
         &repo,
         "[[builders]]\nname = \"linux-check\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\n",
     );
-    let _c = start(&cfg, port);
+    let c = start(&cfg);
+    let port = c.port;
     wait_for("the build", 60, || {
         (cell(&grid(port), &rev, "linux-check") == "ok").then_some(())
     });

@@ -23,9 +23,9 @@ fn commits_are_built_and_failures_link_their_logs() {
         "#!/bin/sh\necho \"$GREETING from the good commit\"\n",
         "good",
     );
-    let port = free_port();
-    let cfg = config(dir.path(), port, &repo, BUILDERS);
-    let _c = start(&cfg, port);
+    let cfg = config(dir.path(), &repo, BUILDERS);
+    let c = start(&cfg);
+    let port = c.port;
 
     let ok = wait_for("the first commit to pass", 60, || {
         let c = cell(&grid(port), &good, "script");
@@ -83,12 +83,12 @@ fn api_enqueue_retry_cancel_and_restart() {
         "#!/bin/sh\nif [ -n \"$SLOW\" ]; then sleep 4; fi\necho done\n",
         "one",
     );
-    let port = free_port();
     let builders = format!(
         "{BUILDERS}\n[[builders]]\nname = \"slow\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\nenv = [\"SLOW=1\"]\n"
     );
-    let cfg = config(dir.path(), port, &repo, &builders);
-    let c = start(&cfg, port);
+    let cfg = config(dir.path(), &repo, &builders);
+    let c = start(&cfg);
+    let port = c.port;
     wait_for("the poller's builds", 60, || {
         (cell(&grid(port), &rev, "script") == "ok").then_some(())
     });
@@ -140,7 +140,8 @@ fn api_enqueue_retry_cancel_and_restart() {
         body.contains("\"state\":\"running\"").then_some(())
     });
     drop(c);
-    let _c = start(&cfg, port);
+    let c = start(&cfg);
+    let port = c.port;
     assert_eq!(
         cell(&grid(port), &rev, "script"),
         "ok",
@@ -164,14 +165,13 @@ fn a_step_over_its_time_limit_fails_the_build() {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let rev = repo_with_script(&repo, "#!/bin/sh\necho waiting\nsleep 30\n", "hangs");
-    let port = free_port();
     let cfg = config(
         dir.path(),
-        port,
         &repo,
         "[[builders]]\nname = \"hang\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\nstep_timeout_secs = 1\n",
     );
-    let _c = start(&cfg, port);
+    let c = start(&cfg);
+    let port = c.port;
     let started = std::time::Instant::now();
     let url = wait_for("the time limit", 30, || {
         let c = cell(&grid(port), &rev, "hang");

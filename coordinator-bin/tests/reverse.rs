@@ -55,15 +55,13 @@ fn reverse_buildlets_take_their_builds_and_a_lost_one_is_retried_once() {
         "#!/bin/sh\necho \"step begins\"\nsleep 3\necho end\n",
         "slow",
     );
-    let (port, reverse_port) = (free_port(), free_port());
-    let cfg = config_with_reverse(
+    let cfg = config(
         dir.path(),
-        port,
-        reverse_port,
         &repo,
         "[[builders]]\nname = \"rev\"\nhost_type = \"host-rev\"\nsteps = [[\"./build.sh\"]]\n\n[pools.reverse]\nhost-rev = 2\n",
     );
-    let _c = start(&cfg, port);
+    let c = start(&cfg);
+    let (port, reverse_port) = (c.port, c.reverse_port);
 
     // The key a reverse buildlet of this host type needs, from the coordinator itself.
     let out = Command::new(env!("CARGO_BIN_EXE_coordinator"))

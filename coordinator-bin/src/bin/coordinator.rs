@@ -130,7 +130,14 @@ async fn main() -> anyhow::Result<()> {
             let data_dir = cfg.data_dir.clone();
             let c = Coordinator::open(cfg).await?;
             c.spawn_workers();
-            let listener = tokio::net::TcpListener::bind(listen).await?;
+            let listener = tokio::net::TcpListener::bind(listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
+            // Two plain lines on stdout, for people and for scripts that start it on port 0.
+            if let Some(r) = c.reverse_addr {
+                println!("reverse buildlets: {r} (TLS)");
+            }
+            println!("serving http://{}/", listener.local_addr()?);
             tracing::info!(
                 "serving on http://{}/ (grid at /, status at /status, perf data at /perf/; state in {})",
                 listener.local_addr()?,

@@ -54,34 +54,15 @@ pub fn repo_with_script(dir: &Path, script: &str, message: &str) -> String {
     git(dir, &["rev-parse", "HEAD"])
 }
 
-/// A free loopback port.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Writes a config for one source `repo` and the given builders' TOML; reverse buildlets
-/// register on an ephemeral port.
-pub fn config(dir: &Path, port: u16, repo: &Path, builders: &str) -> PathBuf {
-    config_with_reverse(dir, port, 0, repo, builders)
-}
-
-/// As [`config`], with reverse buildlets on `reverse_port`.
-pub fn config_with_reverse(
-    dir: &Path,
-    port: u16,
-    reverse_port: u16,
-    repo: &Path,
-    builders: &str,
-) -> PathBuf {
+/// Writes a config for one source `repo` and the given builders' TOML. Both listeners use
+/// ephemeral ports, which [`start`] reads from the coordinator's output: a port picked in
+/// advance could be taken by another test's buildlet before the coordinator binds it.
+pub fn config(dir: &Path, repo: &Path, builders: &str) -> PathBuf {
     let path = dir.join("coordinator.toml");
     std::fs::write(
         &path,
         format!(
-            "listen = \"127.0.0.1:{port}\"\nreverse_listen = \"127.0.0.1:{reverse_port}\"\ndata_dir = {data:?}\npoll_secs = 1\n\n\
+            "listen = \"127.0.0.1:0\"\nreverse_listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\npoll_secs = 1\n\n\
              [[sources]]\nname = \"repo\"\nurl = {url:?}\nbranches = [\"main\"]\n\n{builders}",
             data = dir.join("data").display().to_string(),
             url = repo.display().to_string(),
@@ -91,22 +72,59 @@ pub fn config_with_reverse(
     path
 }
 
-/// Starts `coordinator serve --config <cfg>` and waits for its port.
-pub fn start(cfg: &Path, port: u16) -> Proc {
-    let child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+/// A running coordinator and its ports.
+#[derive(Debug)]
+pub struct Coord {
+    /// The process.
+    pub proc: Proc,
+    /// Its HTTP port.
+    pub port: u16,
+    /// Its reverse-buildlet (TLS) port.
+    pub reverse_port: u16,
+}
+
+/// Starts `coordinator serve --config <cfg>` and reads its ports from its first lines.
+pub fn start(cfg: &Path) -> Coord {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
         .args(["serve", "--config"])
         .arg(cfg)
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "coordinator did not start");
-        std::thread::sleep(Duration::from_millis(50));
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Keep draining after the ports so the child never blocks on a full pipe.
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let port_of = |line: &str, prefix: &str| -> Option<u16> {
+        let rest = line.strip_prefix(prefix)?;
+        let addr = rest.split(['/', ' ']).next()?;
+        addr.rsplit(':').next()?.parse().ok()
+    };
+    let (mut port, mut reverse_port) = (None, 0);
+    while port.is_none() {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the coordinator printed its address");
+        if let Some(p) = port_of(&line, "reverse buildlets: ") {
+            reverse_port = p;
+        }
+        port = port_of(&line, "serving http://");
     }
-    Proc(child)
+    Coord {
+        proc: Proc(child),
+        port: port.unwrap(),
+        reverse_port,
+    }
 }
 
 /// One HTTP/1.1 request; returns (status, body).
