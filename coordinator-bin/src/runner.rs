@@ -35,6 +35,40 @@ enum AttemptError {
     Setup(String),
 }
 
+/// How often a source push reports progress in the build log.
+const PROGRESS_STEP: usize = 16 << 20;
+
+/// Reports a long transfer's progress in the build log as it is read.
+struct Progress<R> {
+    inner: R,
+    log: Arc<LiveLog>,
+    total: usize,
+    sent: usize,
+    next_report: usize,
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Progress<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        let me = &mut *self;
+        me.sent += buf.filled().len() - before;
+        if me.sent >= me.next_report && me.sent < me.total {
+            me.log.line(&format!(
+                "  … {:.0} of {:.0} MB sent",
+                me.sent as f64 / 1e6,
+                me.total as f64 / 1e6
+            ));
+            me.next_report += PROGRESS_STEP;
+        }
+        polled
+    }
+}
+
 /// Starts every queued build not yet started, now and whenever work arrives.
 pub async fn dispatch_loop(c: Arc<Coordinator>) {
     loop {
@@ -151,7 +185,14 @@ async fn attempt_once(
     let client = lease.client_arc();
     let (size, started) = (tgz.len(), std::time::Instant::now());
     log.line(&format!("pushing the source ({:.1} MB)", size as f64 / 1e6));
-    if let Err(e) = client.put_tgz("", Box::new(Cursor::new(tgz))).await {
+    let reader = Progress {
+        inner: Cursor::new(tgz),
+        log: log.clone(),
+        total: size,
+        sent: 0,
+        next_report: PROGRESS_STEP,
+    };
+    if let Err(e) = client.put_tgz("", Box::new(reader)).await {
         lease.destroy();
         return Err(AttemptError::Lost(format!("pushing the source: {e}")));
     }
@@ -186,4 +227,29 @@ async fn attempt_once(
     }
     log.line("All steps passed.");
     Ok(State::Succeeded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn long_pushes_report_progress() {
+        let log = LiveLog::new();
+        let total = 40 << 20;
+        let mut reader = Progress {
+            inner: Cursor::new(vec![0u8; total]),
+            log: log.clone(),
+            total,
+            sent: 0,
+            next_report: PROGRESS_STEP,
+        };
+        let copied = tokio::io::copy(&mut reader, &mut tokio::io::sink())
+            .await
+            .unwrap();
+        assert_eq!(copied as usize, total);
+        let text = String::from_utf8(log.contents()).unwrap();
+        assert_eq!(text.matches(" MB sent").count(), 2, "{text}");
+        assert!(text.contains("… 17 of 42 MB sent"), "{text}");
+    }
 }
