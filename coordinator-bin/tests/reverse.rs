@@ -52,7 +52,7 @@ fn reverse_buildlets_take_their_builds_and_a_lost_one_is_retried_once() {
     let repo = dir.path().join("repo");
     let rev = repo_with_script(
         &repo,
-        "#!/bin/sh\necho \"step begins\"\nsleep 3\necho end\n",
+        "#!/bin/sh\necho \"step begins\"\nsleep 6\necho end\n",
         "slow",
     );
     let cfg = config(
@@ -94,7 +94,7 @@ fn reverse_buildlets_take_their_builds_and_a_lost_one_is_retried_once() {
     ));
     wait_for("both reverse buildlets on the status page", 60, || {
         let (_, html) = http(port, "GET", "/status", "");
-        (html.contains("<td>host-rev</td><td>2</td>") && html.contains("rev-a (host-rev): idle"))
+        (html.contains("<td>host-rev</td><td>2</td>") && html.contains("rev-a (host-rev): "))
             .then_some(())
     });
 
