@@ -214,9 +214,4 @@ impl Coordinator {
     pub fn running(&self, id: &str) -> Option<Arc<Running>> {
         self.lock_running().get(id).cloned()
     }
-
-    /// Ids of the builds in flight.
-    pub fn running_ids(&self) -> Vec<String> {
-        self.lock_running().keys().cloned().collect()
-    }
 }

@@ -136,27 +136,6 @@ impl Constraint {
             }
         }
     }
-
-    /// Whether the (byte-string) `value` satisfies the constraint.
-    pub fn matches(&self, value: &[u8]) -> bool {
-        let bytes = |a: &str, b: &str| value_cmp(a.as_bytes(), b.as_bytes());
-        match std::str::from_utf8(value) {
-            Ok(v) => self.matches_by(v, bytes),
-            // Values need not be UTF-8; compare raw bytes against the bounds.
-            Err(_) => match self {
-                Constraint::Eq(v) => value == v.as_bytes(),
-                Constraint::Lt(v) => value < v.as_bytes(),
-                Constraint::Gt(v) => value > v.as_bytes(),
-                Constraint::Range { lower, upper } => {
-                    value > lower.as_bytes() && value < upper.as_bytes()
-                }
-            },
-        }
-    }
-}
-
-fn value_cmp(a: &[u8], b: &[u8]) -> Ordering {
-    a.cmp(b)
 }
 
 /// One term of a parsed query: a key and its merged constraint.
@@ -391,7 +370,7 @@ mod tests {
                 upper: "52".into()
             }
         );
-        assert!(one("label1>510 label1<52").matches(b"511"));
+        assert!(one("label1>510 label1<52").matches_by("511", ordering_of("label1")));
         assert_eq!(one("k> k<5"), Lt("5".into()));
         assert!(Query::parse("k>5 k<5").unwrap().never_matches());
         assert!(Query::parse("k>5 k<").unwrap().never_matches());

@@ -39,56 +39,33 @@ pub(crate) fn atof(b: &[u8]) -> Result<f64, NumError> {
     if let Some(v) = fast_decimal(b) {
         return Ok(v);
     }
-    // Plain decimals (`12.34`, `1e-05`) go straight to the standard parser, which accepts
-    // exactly Go's decimal syntax for them.
-    if b.first().is_some_and(|c| c.is_ascii_digit() || *c == b'.')
-        && !b.starts_with(b"0x")
-        && !b.starts_with(b"0X")
-        && b.iter()
-            .all(|&c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
-    {
-        let s = std::str::from_utf8(b).map_err(|_| NumError::Syntax)?;
-        let v: f64 = s.parse().map_err(|_| NumError::Syntax)?;
-        return if v.is_infinite() {
-            Err(NumError::Range)
-        } else {
-            Ok(v)
-        };
-    }
-    let s = std::str::from_utf8(b).map_err(|_| NumError::Syntax)?;
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'+') => (false, &s[1..]),
-        Some(b'-') => (true, &s[1..]),
-        _ => (false, s),
+    let (neg, body) = match b.first() {
+        Some(b'+') => (false, &b[1..]),
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
     };
-    // Cheap rejection of words (units, names) before any allocation.
-    if !body
-        .as_bytes()
-        .first()
-        .is_some_and(|c| c.is_ascii_digit() || matches!(c, b'.' | b'i' | b'I' | b'n' | b'N'))
-    {
-        return Err(NumError::Syntax);
-    }
-    let lower = body.to_ascii_lowercase();
-    let magnitude = match lower.as_str() {
-        "inf" | "infinity" => f64::INFINITY,
-        "nan" => f64::NAN,
-        _ if lower.starts_with("0x") => parse_hex(&lower[2..])?,
-        _ => {
-            // Rust's grammar is Go's decimal grammar minus underscores, plus spellings of
-            // infinity and NaN handled above; reject those here so "+nan1" etc. stay errors.
-            if !body
-                .bytes()
-                .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
-            {
-                return Err(NumError::Syntax);
-            }
-            let v: f64 = body.parse().map_err(|_| NumError::Syntax)?;
-            if v.is_infinite() {
-                return Err(NumError::Range);
-            }
-            v
+    let magnitude = if body.eq_ignore_ascii_case(b"inf") || body.eq_ignore_ascii_case(b"infinity") {
+        f64::INFINITY
+    } else if body.eq_ignore_ascii_case(b"nan") {
+        f64::NAN
+    } else if body.len() > 2 && body[..2].eq_ignore_ascii_case(b"0x") {
+        let hex = std::str::from_utf8(&body[2..]).map_err(|_| NumError::Syntax)?;
+        parse_hex(&hex.to_ascii_lowercase())?
+    } else {
+        // Go's decimal grammar is Rust's minus its spellings of infinity and NaN (handled
+        // above), so check the characters first: "+nan1" and "1x" stay errors.
+        if !body
+            .iter()
+            .all(|&c| c.is_ascii_digit() || matches!(c, b'.' | b'e' | b'E' | b'+' | b'-'))
+        {
+            return Err(NumError::Syntax);
         }
+        let text = std::str::from_utf8(body).map_err(|_| NumError::Syntax)?;
+        let v: f64 = text.parse().map_err(|_| NumError::Syntax)?;
+        if v.is_infinite() {
+            return Err(NumError::Range);
+        }
+        v
     };
     Ok(if neg { -magnitude } else { magnitude })
 }
