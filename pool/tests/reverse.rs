@@ -319,8 +319,12 @@ fn spawn_buildlet(
     w: &std::path::Path,
     extra: &[&str],
 ) -> Proc {
+    // Written once per work dir: rewriting it for a second machine would truncate the file
+    // while the first one may still be reading it (it then fails with UnknownIssuer).
     let ca = w.join("ca.pem");
-    std::fs::write(&ca, &c.ca_pem).unwrap();
+    if !ca.exists() {
+        std::fs::write(&ca, &c.ca_pem).unwrap();
+    }
     Proc(
         std::process::Command::new(buildlet_bin())
             .args([
