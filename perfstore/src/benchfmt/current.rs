@@ -193,7 +193,7 @@ enum Filled {
 
 /// Tidied form of a unit, cached by its spelling.
 #[derive(Debug, Clone)]
-struct Tidied {
+pub(super) struct Tidied {
     raw: Unit,
     tidy: Unit,
     factor: f64,
@@ -432,6 +432,20 @@ fn parse_benchmark_line(
     hints: &mut Vec<usize>,
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<bool, String> {
+    if super::fast_line::parse(line, result, units, hints) {
+        return Ok(true);
+    }
+    parse_general_line(line, result, units, hints, spans)
+}
+
+/// [`parse_benchmark_line`] for any line: split into fields, then each field parsed.
+pub(super) fn parse_general_line(
+    line: &[u8],
+    result: &mut BenchResult,
+    units: &mut Vec<Tidied>,
+    hints: &mut Vec<usize>,
+    spans: &mut Vec<(usize, usize)>,
+) -> Result<bool, String> {
     fields(line, spans);
     // The line starts with "Benchmark", so the first field does too and begins at 0.
     let name_end = spans.first().map_or(line.len(), |&(_, e)| e);
@@ -448,8 +462,6 @@ fn parse_benchmark_line(
         return Err("missing iteration count".into());
     };
     result.iters = atoi(count).map_err(|e| format!("parsing iteration count: {}", e.as_str()))?;
-    // Values are overwritten in place: on the steady state of a file (the same units on
-    // every line) no unit handle is cloned or dropped, so parsing touches no reference count.
     let mut n = 0;
     loop {
         let Some(number) = field(2 + 2 * n) else {
@@ -463,54 +475,72 @@ fn parse_benchmark_line(
         let Some(unit) = field(3 + 2 * n) else {
             return Err("missing units".into());
         };
-        // The unit at this position on the previous line is the likely match.
-        let hint = hints
-            .get(n)
-            .copied()
-            .filter(|&h| units.get(h).is_some_and(|t| short_eq(&t.raw, unit)));
-        let index = match hint.or_else(|| units.iter().position(|t| &*t.raw == unit)) {
-            Some(i) => i,
-            None => {
-                lookup_unit(units, unit);
-                units.len() - 1
-            }
-        };
-        if hints.len() <= n {
-            hints.resize(n + 1, 0);
-        }
-        hints[n] = index;
-        let t = &units[index];
-        let tidy_value = value * t.factor;
-        // Upstream keeps the original unit when tidying leaves the number unchanged (0 ns/op).
-        let (new_value, new_unit, orig_value, orig_unit) = if tidy_value == value {
-            (value, &t.raw, 0.0, None)
-        } else {
-            (tidy_value, &t.tidy, value, Some(&t.raw))
-        };
-        match result.values.get_mut(n) {
-            Some(slot) => {
-                slot.value = new_value;
-                slot.orig_value = orig_value;
-                if !Arc::ptr_eq(&slot.unit, new_unit) {
-                    slot.unit = new_unit.clone();
-                }
-                let same_orig = match (&slot.orig_unit, orig_unit) {
-                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                    (None, None) => true,
-                    _ => false,
-                };
-                if !same_orig {
-                    slot.orig_unit = orig_unit.cloned();
-                }
-            }
-            None => result.values.push(Value {
-                value: new_value,
-                unit: new_unit.clone(),
-                orig_value,
-                orig_unit: orig_unit.cloned(),
-            }),
-        }
+        store_value(result, n, value, unit, units, hints);
         n += 1;
+    }
+}
+
+/// Stores measurement `n` of `result`: `value` in the unit spelled `unit`, tidied.
+///
+/// Values are overwritten in place: on the steady state of a file (the same units on every
+/// line) no unit handle is cloned or dropped, so parsing touches no reference count.
+#[inline]
+pub(super) fn store_value(
+    result: &mut BenchResult,
+    n: usize,
+    value: f64,
+    unit: &[u8],
+    units: &mut Vec<Tidied>,
+    hints: &mut Vec<usize>,
+) {
+    // The unit at this position on the previous line is the likely match.
+    let index = match hints.get(n) {
+        Some(&h) if units.get(h).is_some_and(|t| short_eq(&t.raw, unit)) => h,
+        _ => {
+            let i = match units.iter().position(|t| &*t.raw == unit) {
+                Some(i) => i,
+                None => {
+                    lookup_unit(units, unit);
+                    units.len() - 1
+                }
+            };
+            if hints.len() <= n {
+                hints.resize(n + 1, 0);
+            }
+            hints[n] = i;
+            i
+        }
+    };
+    let t = &units[index];
+    let tidy_value = value * t.factor;
+    // Upstream keeps the original unit when tidying leaves the number unchanged (0 ns/op).
+    let (new_value, new_unit, orig_value, orig_unit) = if tidy_value == value {
+        (value, &t.raw, 0.0, None)
+    } else {
+        (tidy_value, &t.tidy, value, Some(&t.raw))
+    };
+    match result.values.get_mut(n) {
+        Some(slot) => {
+            slot.value = new_value;
+            slot.orig_value = orig_value;
+            if !Arc::ptr_eq(&slot.unit, new_unit) {
+                slot.unit = new_unit.clone();
+            }
+            let same_orig = match (&slot.orig_unit, orig_unit) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if !same_orig {
+                slot.orig_unit = orig_unit.cloned();
+            }
+        }
+        None => result.values.push(Value {
+            value: new_value,
+            unit: new_unit.clone(),
+            orig_value,
+            orig_unit: orig_unit.cloned(),
+        }),
     }
 }
 

@@ -28,6 +28,7 @@
 //! ```
 
 mod current;
+mod fast_line;
 mod legacy;
 mod lines;
 mod number;

@@ -21,9 +21,11 @@ impl NumError {
 /// `strconv.Atoi` on a 64-bit machine: optional sign, decimal digits.
 pub(crate) fn atoi(b: &[u8]) -> Result<i64, NumError> {
     use std::num::IntErrorKind;
-    // Fast path: up to 18 plain digits cannot overflow.
-    if !b.is_empty() && b.len() <= 18 && b.iter().all(u8::is_ascii_digit) {
-        return Ok(b.iter().fold(0i64, |v, &d| v * 10 + i64::from(d - b'0')));
+    let (digits, end) = Digits::scan(b, 0);
+    if end == b.len()
+        && let Some(v) = digits.int()
+    {
+        return Ok(v);
     }
     // Rust also accepts a leading `+`, as Go does; both reject everything else non-digit.
     let s = std::str::from_utf8(b).map_err(|_| NumError::Syntax)?;
@@ -36,7 +38,10 @@ pub(crate) fn atoi(b: &[u8]) -> Result<i64, NumError> {
 /// `strconv.ParseFloat(s, 64)`: decimal or hexadecimal, exponent, sign, `Inf`, `NaN`.
 pub(crate) fn atof(b: &[u8]) -> Result<f64, NumError> {
     // Fast path: most measurements are short unsigned integers or decimals.
-    if let Some(v) = fast_decimal(b) {
+    let (digits, end) = Digits::scan(b, 0);
+    if end == b.len()
+        && let Some(v) = digits.exact_f64()
+    {
         return Ok(v);
     }
     let (neg, body) = match b.first() {
@@ -76,33 +81,67 @@ const POW10: [f64; 23] = [
     1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
 ];
 
-/// Clinger's fast path for `digits[.digits]`: with at most 15 digits the mantissa and the
-/// power of ten are both exact, so one division rounds correctly. Anything else (signs,
-/// exponents, longer inputs) returns `None` for the general parser.
-fn fast_decimal(b: &[u8]) -> Option<f64> {
-    // At most 15 digits (and one point): the mantissa stays below 2^53.
-    if b.is_empty() || b.len() > 16 {
-        return None;
+/// An unsigned run of decimal digits with at most one `.`, scanned once: what the fast
+/// paths of [`atoi`] and [`atof`] (and reader N's line fast path) need to know of a number.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Digits {
+    /// The digits read as one integer, ignoring the point (wrapped if there are more than
+    /// 19; such numbers are refused by both conversions).
+    mantissa: u64,
+    /// Bytes scanned, the point included.
+    len: usize,
+    /// Digits after the point; `None` without a point.
+    frac: Option<usize>,
+}
+
+impl Digits {
+    /// Scans `b` from `start` up to the first byte that is neither a digit nor the first
+    /// `.`; returns the digits and that byte's index.
+    #[inline]
+    pub(crate) fn scan(b: &[u8], start: usize) -> (Digits, usize) {
+        let b = b.get(start..).unwrap_or_default();
+        let mut mantissa: u64 = 0;
+        let mut dot = usize::MAX;
+        let mut len = b.len();
+        for (i, &c) in b.iter().enumerate() {
+            let d = c.wrapping_sub(b'0');
+            if d < 10 {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+            } else if c == b'.' && dot == usize::MAX {
+                dot = i;
+            } else {
+                len = i;
+                break;
+            }
+        }
+        let digits = Digits {
+            mantissa,
+            len,
+            frac: (dot != usize::MAX).then(|| len - dot - 1),
+        };
+        (digits, start + len)
     }
-    let mut mantissa: u64 = 0;
-    let mut dot = usize::MAX;
-    for (i, &c) in b.iter().enumerate() {
-        let d = c.wrapping_sub(b'0');
-        if d < 10 {
-            mantissa = mantissa * 10 + u64::from(d);
-        } else if c == b'.' && dot == usize::MAX {
-            dot = i;
-        } else {
-            return None;
+
+    /// The value as `strconv.Atoi` reads it, when it is 1 to 18 plain digits (no overflow
+    /// is possible); `None` sends the caller to the general parser.
+    #[inline]
+    pub(crate) fn int(&self) -> Option<i64> {
+        (self.frac.is_none() && (1..=18).contains(&self.len)).then_some(self.mantissa as i64)
+    }
+
+    /// Clinger's fast path for `digits[.digits]`: with at most 15 digits the mantissa and the
+    /// power of ten are both exact, so one division rounds correctly. `None` (a lone point,
+    /// more digits) sends the caller to the general parser.
+    #[inline]
+    pub(crate) fn exact_f64(&self) -> Option<f64> {
+        match self.frac {
+            None => (1..=15).contains(&self.len).then_some(self.mantissa as f64),
+            // At most 15 digits and one point: the mantissa stays below 2^53.
+            Some(frac) => (2..=16)
+                .contains(&self.len)
+                .then(|| self.mantissa as f64 / POW10[frac]),
         }
     }
-    if dot == usize::MAX {
-        return (b.len() <= 15).then_some(mantissa as f64);
-    }
-    if b.len() == 1 {
-        return None;
-    }
-    Some(mantissa as f64 / POW10[b.len() - dot - 1])
 }
 
 /// A hexadecimal float body after `0x`: hex digits with an optional point, then a mandatory

@@ -1,0 +1,209 @@
+//! Reader N's fast path for ordinary benchmark lines.
+//!
+//! Nearly every line `go test -bench` prints is printable ASCII with blanks and tabs between
+//! its fields, an unsigned integer count, and short unsigned decimal values. Such a line is
+//! parsed here in one pass, without first splitting it into fields: the name's end is found
+//! eight bytes at a time, then each number is accumulated while its digits are scanned and
+//! each unit compared as it is found. At the first thing out of the ordinary (a sign, an
+//! exponent, a long number, a control or non-ASCII byte, anything that is an error) it gives
+//! up, and the general parser reads the line from the start. Both give the same result for
+//! every line (a property test checks it), so which path ran is never visible.
+
+use super::current::{BenchResult, Tidied, store_value};
+use super::number::Digits;
+use super::syntax::first_special;
+
+/// Parses `line` (which starts with `Benchmark`) into `result` if it is an ordinary,
+/// well-formed benchmark line; false if the general parser must read it.
+pub(super) fn parse(
+    line: &[u8],
+    result: &mut BenchResult,
+    units: &mut Vec<Tidied>,
+    hints: &mut Vec<usize>,
+) -> bool {
+    // The name ends at the first byte outside printable ASCII, which must be a blank.
+    let Some(name_end) = first_special(line) else {
+        return false;
+    };
+    if !is_blank(line[name_end]) {
+        return false;
+    }
+    let mut rest = skip_blanks(&line[name_end..]);
+    let (count, len) = Digits::scan(rest, 0);
+    let Some(iters) = count.int() else {
+        return false;
+    };
+    rest = &rest[len..];
+    let mut n = 0;
+    loop {
+        let before = rest.len();
+        rest = skip_blanks(rest);
+        if rest.is_empty() {
+            break;
+        }
+        if rest.len() == before {
+            // Something other than a blank ends the last field.
+            return false;
+        }
+        let (digits, len) = Digits::scan(rest, 0);
+        let Some(value) = digits.exact_f64() else {
+            return false;
+        };
+        let after = skip_blanks(&rest[len..]);
+        if after.len() == rest.len() - len {
+            // No blank between the number and its unit, or no unit.
+            return false;
+        }
+        let unit_len = after
+            .iter()
+            .position(|&c| !(0x21..0x80).contains(&c))
+            .unwrap_or(after.len());
+        if unit_len == 0 {
+            return false;
+        }
+        let (unit, tail) = after.split_at(unit_len);
+        store_value(result, n, value, unit, units, hints);
+        rest = tail;
+        n += 1;
+    }
+    if n == 0 {
+        return false;
+    }
+    result.values.truncate(n);
+    result.iters = iters;
+    result.name.clear();
+    result
+        .name
+        .extend_from_slice(&line[b"Benchmark".len()..name_end]);
+    true
+}
+
+/// The ASCII blanks `go test` puts between fields.
+#[inline]
+fn is_blank(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+/// `b` without its leading blanks.
+#[inline]
+fn skip_blanks(b: &[u8]) -> &[u8] {
+    let n = b.iter().position(|&c| !is_blank(c)).unwrap_or(b.len());
+    &b[n..]
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::benchfmt::current::parse_general_line;
+
+    /// Parses `line` by the fast path if it takes it, and always by the general parser.
+    fn both(line: &[u8]) -> (Option<BenchResult>, Result<bool, String>, BenchResult) {
+        let mut fast = BenchResult::default();
+        let taken = parse(line, &mut fast, &mut Vec::new(), &mut Vec::new());
+        let mut general = BenchResult::default();
+        let ok = parse_general_line(
+            line,
+            &mut general,
+            &mut Vec::new(),
+            &mut Vec::new(),
+            &mut Vec::new(),
+        );
+        (taken.then_some(fast), ok, general)
+    }
+
+    #[test]
+    fn ordinary_lines_take_the_fast_path() {
+        for line in [
+            &b"BenchmarkFoo-8 \t 1000  1234 ns/op\t12.50 MB/s 0 B/op 3 allocs/op"[..],
+            b"BenchmarkEncode/format=json/size=5-8   \t100013\t12345 ns/op\t81.00 MB/s\t",
+            b"Benchmarkx 1 .5 x/op",
+        ] {
+            let (fast, ok, general) = both(line);
+            assert_eq!(ok, Ok(true));
+            assert_eq!(fast.as_ref(), Some(&general), "{}", line.escape_ascii());
+        }
+        let (fast, _, general) = both(b"BenchmarkFoo-8 1000 1234 ns/op 12.5 MB/s");
+        let fast = fast.unwrap();
+        assert_eq!(fast.iters, 1000);
+        assert_eq!(fast.values[0].value, 1234.0 * 1e-9);
+        assert_eq!(&*fast.values[1].unit, b"B/s");
+        assert_eq!(fast, general);
+    }
+
+    #[test]
+    fn unusual_lines_go_to_the_general_parser() {
+        for line in [
+            &b"BenchmarkFoo"[..],
+            b"BenchmarkFoo ",
+            b"BenchmarkFoo 1",
+            b"BenchmarkFoo 1 2",
+            b"BenchmarkFoo -1 2 ns/op",
+            b"BenchmarkFoo 1 1e3 ns/op",
+            b"BenchmarkFoo 1 2ns/op",
+            b"BenchmarkFoo 1 2 ns/op\x0b",
+            b"BenchmarkFoo 1 2 \xc2\xa0ns/op",
+            b"BenchmarkF\xffoo 1 2 ns/op",
+            b"BenchmarkFoo 1 1234567890123456 ns/op",
+            b"BenchmarkFoo 1 . ns/op",
+            b"BenchmarkFoo 1 1.2.3 ns/op",
+        ] {
+            assert!(both(line).0.is_none(), "{}", line.escape_ascii());
+        }
+    }
+
+    /// Mostly ordinary numbers, sometimes anything Go's parser might see.
+    fn number() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            12 => "[0-9]{1,6}|[0-9]{1,5}[.][0-9]{1,4}",
+            1 => "[0-9]{1,20}|[0-9]{0,9}[.][0-9]{0,9}",
+            1 => "[+-]?[0-9]{1,3}([eE][+-]?[0-9])?|NaN|Inf|0x1p-2|[.]|[0-9]+[.][0-9]*[.]",
+        ]
+        .prop_map(String::into_bytes)
+    }
+
+    /// Mostly ordinary units, sometimes odd bytes.
+    fn unit() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            12 => "ns/op|MB/s|B/op|allocs/op|[a-z/*-]{1,10}".prop_map(String::into_bytes),
+            1 => prop::collection::vec(any::<u8>(), 1..4),
+        ]
+    }
+
+    fn blank() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            24 => "[ \t]{1,3}".prop_map(String::into_bytes),
+            1 => "(\u{b}|\u{a0}|\u{2003}|\r|\u{1}|)".prop_map(String::into_bytes),
+            1 => any::<u8>().prop_map(|b| vec![b]),
+        ]
+    }
+
+    proptest! {
+        /// Whenever the fast path takes a line, it reads exactly what the general parser reads.
+        #[test]
+        fn fast_path_agrees_with_the_general_parser(
+            name in "[A-Za-z0-9/=_.-]{0,12}",
+            count in prop_oneof![6 => "[0-9]{1,9}".prop_map(String::into_bytes), 1 => number()],
+            values in prop::collection::vec((blank(), number(), blank(), unit()), 0..4),
+            (b, tail) in (blank(), blank()),
+        ) {
+            let mut line = b"Benchmark".to_vec();
+            line.extend(name.as_bytes());
+            line.extend(b);
+            line.extend(count);
+            for (b1, v, b2, u) in values {
+                line.extend(b1);
+                line.extend(v);
+                line.extend(b2);
+                line.extend(u);
+            }
+            line.extend(tail);
+            let (fast, ok, general) = both(&line);
+            if let Some(fast) = fast {
+                prop_assert_eq!(ok, Ok(true));
+                prop_assert_eq!(fast, general);
+            }
+        }
+    }
+}
