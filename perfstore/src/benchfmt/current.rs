@@ -194,7 +194,8 @@ enum Filled {
 /// Tidied form of a unit, cached by its spelling.
 #[derive(Debug, Clone)]
 pub(super) struct Tidied {
-    raw: Unit,
+    /// The unit as written.
+    pub(super) raw: Unit,
     tidy: Unit,
     factor: f64,
 }
@@ -481,9 +482,6 @@ pub(super) fn parse_general_line(
 }
 
 /// Stores measurement `n` of `result`: `value` in the unit spelled `unit`, tidied.
-///
-/// Values are overwritten in place: on the steady state of a file (the same units on every
-/// line) no unit handle is cloned or dropped, so parsing touches no reference count.
 #[inline]
 pub(super) fn store_value(
     result: &mut BenchResult,
@@ -493,25 +491,45 @@ pub(super) fn store_value(
     units: &mut Vec<Tidied>,
     hints: &mut Vec<usize>,
 ) {
-    // The unit at this position on the previous line is the likely match.
-    let index = match hints.get(n) {
-        Some(&h) if units.get(h).is_some_and(|t| short_eq(&t.raw, unit)) => h,
-        _ => {
-            let i = match units.iter().position(|t| &*t.raw == unit) {
-                Some(i) => i,
-                None => {
-                    lookup_unit(units, unit);
-                    units.len() - 1
-                }
-            };
-            if hints.len() <= n {
-                hints.resize(n + 1, 0);
-            }
-            hints[n] = i;
-            i
+    let index = match hinted_unit(n, units, hints) {
+        Some(t) if short_eq(&t.raw, unit) => hints[n],
+        _ => remember_unit(n, unit, units, hints),
+    };
+    store_tidied(result, n, value, &units[index]);
+}
+
+/// The unit the previous line had at value position `n`: the likely one for this line.
+#[inline]
+pub(super) fn hinted_unit<'a>(
+    n: usize,
+    units: &'a [Tidied],
+    hints: &[usize],
+) -> Option<&'a Tidied> {
+    hints.get(n).and_then(|&h| units.get(h))
+}
+
+/// The index of `unit` in the cache (added if new), remembered as position `n`'s hint.
+fn remember_unit(n: usize, unit: &[u8], units: &mut Vec<Tidied>, hints: &mut Vec<usize>) -> usize {
+    let i = match units.iter().position(|t| &*t.raw == unit) {
+        Some(i) => i,
+        None => {
+            lookup_unit(units, unit);
+            units.len() - 1
         }
     };
-    let t = &units[index];
+    if hints.len() <= n {
+        hints.resize(n + 1, 0);
+    }
+    hints[n] = i;
+    i
+}
+
+/// Stores measurement `n` of `result`: `value` in the unit `t` (as written), tidied.
+///
+/// Values are overwritten in place: on the steady state of a file (the same units on every
+/// line) no unit handle is cloned or dropped, so parsing touches no reference count.
+#[inline]
+pub(super) fn store_tidied(result: &mut BenchResult, n: usize, value: f64, t: &Tidied) {
     let tidy_value = value * t.factor;
     // Upstream keeps the original unit when tidying leaves the number unchanged (0 ns/op).
     let (new_value, new_unit, orig_value, orig_unit) = if tidy_value == value {

@@ -9,7 +9,7 @@
 //! up, and the general parser reads the line from the start. Both give the same result for
 //! every line (a property test checks it), so which path ran is never visible.
 
-use super::current::{BenchResult, Tidied, store_value};
+use super::current::{BenchResult, Tidied, hinted_unit, store_tidied, store_value};
 use super::number::Digits;
 use super::syntax::first_special;
 
@@ -54,15 +54,28 @@ pub(super) fn parse(
             // No blank between the number and its unit, or no unit.
             return false;
         }
-        let unit_len = after
-            .iter()
-            .position(|&c| !(0x21..0x80).contains(&c))
-            .unwrap_or(after.len());
-        if unit_len == 0 {
-            return false;
-        }
-        let (unit, tail) = after.split_at(unit_len);
-        store_value(result, n, value, unit, units, hints);
+        // Most lines repeat the previous line's units: compare the hinted one in place.
+        let tail = match hinted_unit(n, units, hints) {
+            Some(t)
+                if after.starts_with(&t.raw)
+                    && after.get(t.raw.len()).is_none_or(|&c| is_blank(c)) =>
+            {
+                store_tidied(result, n, value, t);
+                &after[t.raw.len()..]
+            }
+            _ => {
+                let unit_len = after
+                    .iter()
+                    .position(|&c| !(0x21..0x80).contains(&c))
+                    .unwrap_or(after.len());
+                if unit_len == 0 {
+                    return false;
+                }
+                let (unit, tail) = after.split_at(unit_len);
+                store_value(result, n, value, unit, units, hints);
+                tail
+            }
+        };
         rest = tail;
         n += 1;
     }
