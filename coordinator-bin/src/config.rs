@@ -37,10 +37,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// HTTP address of the web UI and API.
@@ -66,7 +66,7 @@ pub struct Config {
 }
 
 /// A repository to watch.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Source {
     /// Short name shown in the grid (`repo`).
@@ -78,7 +78,7 @@ pub struct Source {
 }
 
 /// A builder: what runs, where.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct BuilderConfig {
     /// Builder name (a grid column).
@@ -108,7 +108,7 @@ fn default_step_timeout() -> u64 {
 }
 
 /// Buildlet pools.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pools {
     /// Local in-process buildlets: host type → count.
@@ -118,7 +118,7 @@ pub struct Pools {
 }
 
 /// Where perf data goes.
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct PerfConfig {
     /// A PostgreSQL URL; when absent, perf data lives in SQLite in the data directory.
@@ -253,10 +253,9 @@ impl Config {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_documented_example_parses() {
-        let doc = include_str!("config.rs");
-        let toml: String = doc
+    /// The TOML example of this module's documentation.
+    fn documented_example() -> String {
+        include_str!("config.rs")
             .lines()
             .skip_while(|l| !l.starts_with("//! ```toml"))
             .skip(1)
@@ -267,8 +266,12 @@ mod tests {
                     .to_string()
                     + "\n"
             })
-            .collect();
-        let cfg: Config = toml::from_str(&toml).unwrap();
+            .collect()
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let cfg: Config = toml::from_str(&documented_example()).unwrap();
         assert_eq!(cfg.sources[0].branches, ["main"]);
         assert_eq!(cfg.builders[0].steps[0], ["sh", "-c", "make test"]);
         assert_eq!(cfg.pools.local.get("host-linux-local"), Some(&2));
@@ -278,6 +281,20 @@ mod tests {
             "unknown keys are refused"
         );
         cfg.check().unwrap();
+    }
+
+    #[test]
+    fn printed_configuration_loads_back_unchanged() {
+        // What `coordinator config` prints must be a file `serve --config` accepts as is.
+        let example: Config = toml::from_str(&documented_example()).unwrap();
+        for cfg in [
+            Config::default().with_defaults(Path::new("/src/checkout")),
+            example,
+        ] {
+            let printed = toml::to_string(&cfg).unwrap();
+            let again: Config = toml::from_str(&printed).unwrap();
+            assert_eq!(format!("{again:?}"), format!("{cfg:?}"), "{printed}");
+        }
     }
 
     #[test]

@@ -358,7 +358,12 @@ async fn status(State(c): State<Shared>) -> Response {
     if running.is_empty() {
         body.push_str("<li>(none)</li>");
     }
-    body.push_str("</ul><h2>Queue</h2><ol id=\"queue\">");
+    body.push_str("</ul><h2>Queue</h2>");
+    if queued.is_empty() {
+        body.push_str("<p id=\"queue\">Queue empty.</p>");
+    } else {
+        body.push_str("<ol id=\"queue\">");
+    }
     for b in &queued {
         let _ = write!(
             body,
@@ -368,10 +373,10 @@ async fn status(State(c): State<Shared>) -> Response {
             b.id
         );
     }
-    if queued.is_empty() {
-        body.push_str("<li>Queue empty.</li>");
+    if !queued.is_empty() {
+        body.push_str("</ol>");
     }
-    body.push_str("</ol><h2>Recently completed</h2><ul id=\"recent\">");
+    body.push_str("<h2>Recently completed</h2><ul id=\"recent\">");
     for b in
         c.db.recent(20)
             .await

@@ -21,7 +21,7 @@ use coordinator_bin::config::Config;
 ///   curl -d '{"source":"myrepo","rev":"main","builder":"local-quick"}' http://127.0.0.1:8880/api/builds
 ///   curl -X POST http://127.0.0.1:8880/api/builds/B0123456789/retry
 #[derive(Debug, Parser)]
-#[command(version, about, long_about)]
+#[command(version, about, long_about, verbatim_doc_comment)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -32,9 +32,11 @@ enum Command {
     /// Serve the web UI and API, poll the sources and run builds.
     ///
     /// Everything is optional: without --config the checkout in the current directory is
-    /// watched. See the crate docs of `coordinator_bin::config` for the TOML format.
+    /// watched. `coordinator config` prints the effective configuration as TOML, a starting
+    /// point for your own file; the format is documented in `coordinator_bin::config`.
     ///
     /// Example: coordinator serve --config farm.toml --listen 127.0.0.1:8880
+    #[command(verbatim_doc_comment)]
     Serve {
         /// A TOML configuration file.
         #[arg(long, env = "COORDINATOR_CONFIG")]
@@ -52,6 +54,7 @@ enum Command {
     /// Print the builder key a reverse buildlet of HOST_TYPE needs (its `--key-file`).
     ///
     /// Example: coordinator key host-linux-arm64-rev > ~/.gobuildkey-host-linux-arm64-rev
+    #[command(verbatim_doc_comment)]
     Key {
         /// The host type.
         host_type: String,
@@ -62,7 +65,10 @@ enum Command {
         #[arg(long, env = "COORDINATOR_DATA_DIR")]
         data_dir: Option<PathBuf>,
     },
-    /// Print the effective configuration (defaults filled in) as the coordinator sees it.
+    /// Print the effective configuration (defaults filled in) as TOML.
+    ///
+    /// Example: coordinator config > farm.toml   (then edit it and: coordinator serve --config farm.toml)
+    #[command(verbatim_doc_comment)]
     Config {
         /// A TOML configuration file.
         #[arg(long, env = "COORDINATOR_CONFIG")]
@@ -103,7 +109,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Config { config } => {
-            println!("{:#?}", load(config)?);
+            print!("{}", toml::to_string(&load(config)?)?);
         }
         Command::Serve {
             config,
