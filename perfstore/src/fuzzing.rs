@@ -7,8 +7,14 @@ use crate::query::Query;
 use crate::store::UploadId;
 
 /// Both readers over arbitrary bytes; what reader N reads, its writer writes and N reads
-/// back to the same results.
+/// back to the same results; and on every benchmark line, reader N's fast path (where it
+/// applies) reads exactly what its general parser reads.
 pub fn benchfmt(data: &[u8]) {
+    for line in data.split(|&b| b == b'\n') {
+        if line.starts_with(b"Benchmark") {
+            crate::benchfmt::assert_fast_path_agrees(line.strip_suffix(b"\r").unwrap_or(line));
+        }
+    }
     let mut out = Vec::new();
     let mut printer = LegacyPrinter::new();
     for r in LegacyReader::new(data) {

@@ -9,7 +9,9 @@
 //! up, and the general parser reads the line from the start. Both give the same result for
 //! every line (a property test checks it), so which path ran is never visible.
 
-use super::current::{BenchResult, Tidied, hinted_unit, store_tidied, store_value};
+use super::current::{
+    BenchResult, Tidied, hinted_unit, parse_general_line, store_tidied, store_value,
+};
 use super::number::Digits;
 use super::syntax::first_special;
 
@@ -104,27 +106,46 @@ fn skip_blanks(b: &[u8]) -> &[u8] {
     &b[n..]
 }
 
+/// Parses `line` by the fast path if it takes it, and always by the general parser: the
+/// fast path's result if taken, the general parser's verdict and its result.
+pub(crate) fn both_ways(line: &[u8]) -> (Option<BenchResult>, Result<bool, String>, BenchResult) {
+    let mut fast = BenchResult::default();
+    let taken = parse(line, &mut fast, &mut Vec::new(), &mut Vec::new());
+    let mut general = BenchResult::default();
+    let ok = parse_general_line(
+        line,
+        &mut general,
+        &mut Vec::new(),
+        &mut Vec::new(),
+        &mut Vec::new(),
+    );
+    (taken.then_some(fast), ok, general)
+}
+
+/// Panics unless the fast path, where it takes `line`, reads what the general parser reads
+/// (the fuzz target's check).
+pub(crate) fn assert_agrees(line: &[u8]) {
+    if let (Some(fast), ok, general) = both_ways(line) {
+        assert_eq!(
+            ok,
+            Ok(true),
+            "general parser refused {}",
+            line.escape_ascii()
+        );
+        assert_eq!(
+            fast,
+            general,
+            "the two paths differ on {}",
+            line.escape_ascii()
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::benchfmt::current::parse_general_line;
-
-    /// Parses `line` by the fast path if it takes it, and always by the general parser.
-    fn both(line: &[u8]) -> (Option<BenchResult>, Result<bool, String>, BenchResult) {
-        let mut fast = BenchResult::default();
-        let taken = parse(line, &mut fast, &mut Vec::new(), &mut Vec::new());
-        let mut general = BenchResult::default();
-        let ok = parse_general_line(
-            line,
-            &mut general,
-            &mut Vec::new(),
-            &mut Vec::new(),
-            &mut Vec::new(),
-        );
-        (taken.then_some(fast), ok, general)
-    }
 
     #[test]
     fn ordinary_lines_take_the_fast_path() {
@@ -133,11 +154,11 @@ mod tests {
             b"BenchmarkEncode/format=json/size=5-8   \t100013\t12345 ns/op\t81.00 MB/s\t",
             b"Benchmarkx 1 .5 x/op",
         ] {
-            let (fast, ok, general) = both(line);
+            let (fast, ok, general) = both_ways(line);
             assert_eq!(ok, Ok(true));
             assert_eq!(fast.as_ref(), Some(&general), "{}", line.escape_ascii());
         }
-        let (fast, _, general) = both(b"BenchmarkFoo-8 1000 1234 ns/op 12.5 MB/s");
+        let (fast, _, general) = both_ways(b"BenchmarkFoo-8 1000 1234 ns/op 12.5 MB/s");
         let fast = fast.unwrap();
         assert_eq!(fast.iters, 1000);
         assert_eq!(fast.values[0].value, 1234.0 * 1e-9);
@@ -162,7 +183,7 @@ mod tests {
             b"BenchmarkFoo 1 . ns/op",
             b"BenchmarkFoo 1 1.2.3 ns/op",
         ] {
-            assert!(both(line).0.is_none(), "{}", line.escape_ascii());
+            assert!(both_ways(line).0.is_none(), "{}", line.escape_ascii());
         }
     }
 
@@ -212,7 +233,7 @@ mod tests {
                 line.extend(u);
             }
             line.extend(tail);
-            let (fast, ok, general) = both(&line);
+            let (fast, ok, general) = both_ways(&line);
             if let Some(fast) = fast {
                 prop_assert_eq!(ok, Ok(true));
                 prop_assert_eq!(fast, general);

@@ -41,6 +41,7 @@ mod tests;
 pub use current::{
     BenchResult, Config, Reader, Record, SyntaxError, Unit, UnitMetadata, Value, Writer,
 };
+pub(crate) use fast_line::assert_agrees as assert_fast_path_agrees;
 pub use legacy::{Labels, LegacyPrinter, LegacyReader, LegacyResult, name_labels};
 pub use lines::MAX_LINE;
 pub use number::format_go_float;
