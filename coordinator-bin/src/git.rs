@@ -140,6 +140,7 @@ impl Mirror {
                 "log",
                 &max,
                 "--format=%H%x00%an <%ae>%x00%cI%x00%s",
+                "--end-of-options",
                 &range,
                 "--",
             ],
@@ -161,9 +162,24 @@ impl Mirror {
         Ok(commits)
     }
 
-    /// Metadata of one commit.
+    /// Metadata of one commit. `rev` may come from the network (the enqueue API): it is
+    /// resolved to a commit hash first, and never read as an option (`--output=…`).
     pub async fn commit(&self, rev: &str) -> anyhow::Result<Commit> {
-        self.new_commits(None, rev, 1)
+        let spec = format!("{rev}^{{commit}}");
+        let hash = git(
+            Some(&self.dir),
+            &[
+                "rev-parse",
+                "--verify",
+                "--quiet",
+                "--end-of-options",
+                &spec,
+            ],
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("unknown revision {rev}"))?;
+        let hash = String::from_utf8_lossy(&hash).trim().to_string();
+        self.new_commits(None, &hash, 1)
             .await?
             .pop()
             .ok_or_else(|| anyhow::anyhow!("unknown revision {rev}"))
@@ -185,5 +201,59 @@ impl Mirror {
             // git before 2.40 has no --add-virtual-file; the marker is then missing.
             Err(_) => git(Some(&self.dir), &["archive", "--format=tar.gz", rev]).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A repository with one commit, mirrored.
+    async fn mirrored(dir: &Path) -> (Mirror, String) {
+        let repo = dir.join("repo");
+        std::fs::create_dir_all(&repo).unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "git {args:?}: {out:?}");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        run(&["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("f"), "x").unwrap();
+        run(&["add", "f"]);
+        run(&["commit", "-q", "-m", "first"]);
+        let hash = run(&["rev-parse", "HEAD"]);
+        let source = Source {
+            name: "repo".into(),
+            url: repo.to_string_lossy().into_owned(),
+            branches: vec!["main".into()],
+        };
+        let mirror = Mirror::new(&dir.join("mirrors"), &source);
+        mirror.fetch().await.unwrap();
+        (mirror, hash)
+    }
+
+    #[tokio::test]
+    async fn revisions_from_the_network_are_never_options() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mirror, hash) = mirrored(dir.path()).await;
+        assert_eq!(mirror.commit("main").await.unwrap().hash, hash);
+        assert_eq!(mirror.commit(&hash[..8]).await.unwrap().desc, "first");
+        let target = dir.path().join("written-by-git");
+        for rev in [
+            format!("--output={}", target.display()),
+            "--all".to_string(),
+            "-p".to_string(),
+            "main..--output=x".to_string(),
+        ] {
+            let err = mirror.commit(&rev).await.unwrap_err().to_string();
+            assert!(err.starts_with("unknown revision"), "{rev}: {err}");
+        }
+        assert!(!target.exists(), "git wrote a file named by the request");
     }
 }
