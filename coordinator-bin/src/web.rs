@@ -11,6 +11,7 @@
 //! | `POST /api/builds/{id}/retry` | queue the same build again (upstream's retrybuilds) |
 //! | `POST /api/builds/{id}/cancel` | cancel a queued or running build |
 //! | `POST /api/poll` | poll the work sources now |
+//! | `GET /src/{source}/+archive/{rev}.tar.gz` | the tree at a commit, as pushed to buildlets (`git archive`; the URL shape of the Gerrit archives upstream's gitmirror served), fit for a buildlet's `writetgz?url=` |
 //! | `GET /metrics`, `GET /healthz` | Prometheus text; `ok` |
 //! | `/perf/…` | perfstore's API and UI |
 
@@ -44,6 +45,7 @@ pub fn router(c: Arc<Coordinator>) -> Router {
         .route("/api/builds/{id}/retry", post(retry))
         .route("/api/builds/{id}/cancel", post(cancel))
         .route("/api/poll", post(poll))
+        .route("/src/{source}/+archive/{file}", get(source_archive))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/perf", get(|| async { Redirect::permanent("/perf/") }))
@@ -506,6 +508,31 @@ async fn build_record(
     match c.db.get(&id).await {
         Ok(Some(b)) => json(StatusCode::OK, record_of(&b, &host)),
         Ok(None) => text(StatusCode::NOT_FOUND, format!("no build {id}\n")),
+        Err(e) => internal(e),
+    }
+}
+
+/// `GET /src/{source}/+archive/{rev}.tar.gz`: the tree at a commit (or a branch's head),
+/// the same archive the build runner pushes to buildlets.
+async fn source_archive(
+    State(c): State<Shared>,
+    Path((source, file)): Path<(String, String)>,
+) -> Response {
+    let Some(rev) = file.strip_suffix(".tar.gz") else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "want /src/SOURCE/+archive/REV.tar.gz\n",
+        );
+    };
+    let Some(mirror) = c.mirror(&source) else {
+        return text(StatusCode::NOT_FOUND, format!("no source {source:?}\n"));
+    };
+    let commit = match mirror.commit(rev).await {
+        Ok(commit) => commit,
+        Err(e) => return text(StatusCode::NOT_FOUND, format!("{e}\n")),
+    };
+    match mirror.archive(&commit.hash).await {
+        Ok(tgz) => ([(header::CONTENT_TYPE, "application/x-gzip")], tgz).into_response(),
         Err(e) => internal(e),
     }
 }

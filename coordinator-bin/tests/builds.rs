@@ -33,6 +33,31 @@ fn commits_are_built_and_failures_link_their_logs() {
     });
     assert_eq!(ok, "ok");
 
+    // The source as the coordinator serves it (upstream's gitmirror role): the commit's
+    // tree and its revision marker, a real tar.gz that GNU tar reads.
+    let (status, tgz) = get_bytes(port, &format!("/src/repo/+archive/{good}.tar.gz"));
+    assert_eq!(status, 200);
+    let archive = dir.path().join("served.tar.gz");
+    std::fs::write(&archive, &tgz).unwrap();
+    let tar = |args: &[&str]| {
+        let out = std::process::Command::new("tar")
+            .args(args)
+            .arg(&archive)
+            .args(["build.sh", ".xbuild-rev"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "tar {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut entries: Vec<String> = tar(&["-tzf"]).lines().map(String::from).collect();
+    entries.sort();
+    assert_eq!(entries, [".xbuild-rev", "build.sh"]);
+    assert!(tar(&["-xzOf"]).contains(&good));
+    let (status, body) = http(port, "GET", "/src/repo/+archive/--output=x.tar.gz", "");
+    assert_eq!(status, 404, "{body}");
+    let (status, _) = http(port, "GET", "/src/nope/+archive/main.tar.gz", "");
+    assert_eq!(status, 404);
+
     let bad = repo_with_script(
         &repo,
         "#!/bin/sh\necho 'boom: the bad commit'\nexit 3\n",

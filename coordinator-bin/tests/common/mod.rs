@@ -127,8 +127,8 @@ pub fn start(cfg: &Path) -> Coord {
     }
 }
 
-/// One HTTP/1.1 request; returns (status, body).
-pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+/// One HTTP/1.1 request; returns the whole raw response.
+fn request(port: u16, method: &str, path: &str, body: &str) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
@@ -139,7 +139,12 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
-    let text = String::from_utf8_lossy(&raw).into_owned();
+    raw
+}
+
+/// One HTTP/1.1 request; returns (status, body).
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
+    let text = String::from_utf8_lossy(&request(port, method, path, body)).into_owned();
     let status = text[9..12].parse().unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let body = if head
@@ -151,6 +156,17 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
         body.to_string()
     };
     (status, body)
+}
+
+/// A GET of a binary body sent with a Content-Length; returns (status, body bytes).
+pub fn get_bytes(port: u16, path: &str) -> (u16, Vec<u8>) {
+    let raw = request(port, "GET", path, "");
+    let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    (status, raw[end + 4..].to_vec())
 }
 
 fn dechunk(mut s: &str) -> String {
