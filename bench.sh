@@ -26,4 +26,4 @@ echo
 echo "==================== summary (full output: $log) ===================="
 # Each bench prints its figures as a block that starts with a heading and ends at a blank
 # line; the tree script's figures are its last lines.
-awk '/^== |^perfstore figures/ {on=1} on && /^$/ {on=0; print ""} on {print}' "$log"
+awk '/^== |^perfstore figures/ {on=1} on && /^$/ {on=0; print ""} on && !/^ +Running / {print}' "$log"

@@ -332,8 +332,11 @@ fn report(rt: &Runtime, env: &Arc<Env>) {
     ));
     let text = lines.join("\n");
     println!("\n== revdial ratios ==\n{text}\n");
-    let _ = std::fs::create_dir_all("target/criterion");
-    let _ = std::fs::write("target/criterion/revdial-ratios.txt", text + "\n");
+    // Beside criterion's own reports in the workspace's target dir (benches run from the
+    // package's folder, so a relative path would land inside the source tree).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("revdial-ratios.txt"), text + "\n");
 }
 
 criterion_group! {
