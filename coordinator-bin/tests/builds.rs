@@ -164,6 +164,33 @@ fn api_enqueue_retry_cancel_and_restart() {
         let (_, body) = http(port, "GET", &format!("/api/builds/{retry_id}"), "");
         body.contains("\"state\":\"running\"").then_some(())
     });
+    // Two more slow builds while the retry holds one of the two buildlets: one takes the
+    // other buildlet, the second waits in the pool's queue across the restart.
+    let extra: Vec<String> = (0..2)
+        .map(|_| {
+            let (status, body) = http(
+                port,
+                "POST",
+                "/api/builds",
+                r#"{"source":"repo","rev":"main","builder":"slow"}"#,
+            );
+            assert_eq!(status, 201, "{body}");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+            v["id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let state = |port: u16, id: &str| {
+        let (_, body) = http(port, "GET", &format!("/api/builds/{id}"), "");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v
+    };
+    let (_, status_page) = http(port, "GET", "/status", "");
+    assert!(
+        extra
+            .iter()
+            .all(|id| state(port, id)["state"] != "succeeded"),
+        "the extra builds finished before the restart: {status_page}"
+    );
     drop(c);
     let c = start(&cfg);
     let port = c.port;
@@ -183,6 +210,22 @@ fn api_enqueue_retry_cancel_and_restart() {
     );
     let (_, old) = http(port, "GET", &format!("/api/builds/{id}"), "");
     assert!(old.contains("\"state\":\"canceled\""));
+    // The builds in flight or waiting for a buildlet at the restart are built after it.
+    // Three 4-second builds on two buildlets need seconds; the long limit only keeps a
+    // heavily loaded machine from failing the test, and a failure shows where it stuck.
+    for id in &extra {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        while state(port, id)["state"] != "succeeded" {
+            if std::time::Instant::now() > deadline {
+                let (_, status) = http(port, "GET", "/status", "");
+                panic!(
+                    "{id} did not finish after the restart: {}\n{status}",
+                    state(port, id)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
 }
 
 #[test]
