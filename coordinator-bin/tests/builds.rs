@@ -130,14 +130,7 @@ fn api_enqueue_retry_cancel_and_restart() {
     assert_eq!(status, 400);
 
     // Enqueue by branch name, then cancel it while it runs.
-    let (status, body) = http(
-        port,
-        "POST",
-        "/api/builds",
-        r#"{"source":"repo","rev":"main","builder":"slow"}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    let b: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let b = enqueue_slow(port);
     let id = b["id"].as_str().unwrap().to_string();
     assert_eq!(b["rev"], rev);
     wait_for("the build to run", 30, || {
@@ -167,29 +160,18 @@ fn api_enqueue_retry_cancel_and_restart() {
     // Two more slow builds while the retry holds one of the two buildlets: one takes the
     // other buildlet, the second waits in the pool's queue across the restart.
     let extra: Vec<String> = (0..2)
-        .map(|_| {
-            let (status, body) = http(
-                port,
-                "POST",
-                "/api/builds",
-                r#"{"source":"repo","rev":"main","builder":"slow"}"#,
-            );
-            assert_eq!(status, 201, "{body}");
-            let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-            v["id"].as_str().unwrap().to_string()
-        })
+        .map(|_| enqueue_slow(port)["id"].as_str().unwrap().to_string())
         .collect();
     let state = |port: u16, id: &str| {
         let (_, body) = http(port, "GET", &format!("/api/builds/{id}"), "");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-        v
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
     };
-    let (_, status_page) = http(port, "GET", "/status", "");
     assert!(
         extra
             .iter()
             .all(|id| state(port, id)["state"] != "succeeded"),
-        "the extra builds finished before the restart: {status_page}"
+        "the extra builds finished before the restart: {}",
+        http(port, "GET", "/status", "").1
     );
     drop(c);
     let c = start(&cfg);
@@ -214,18 +196,31 @@ fn api_enqueue_retry_cancel_and_restart() {
     // Three 4-second builds on two buildlets need seconds; the long limit only keeps a
     // heavily loaded machine from failing the test, and a failure shows where it stuck.
     for id in &extra {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-        while state(port, id)["state"] != "succeeded" {
-            if std::time::Instant::now() > deadline {
-                let (_, status) = http(port, "GET", "/status", "");
-                panic!(
-                    "{id} did not finish after the restart: {}\n{status}",
-                    state(port, id)
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
+        wait_for_or(
+            "a build waiting across the restart",
+            180,
+            || (state(port, id)["state"] == "succeeded").then_some(()),
+            || {
+                format!(
+                    "{}\n{}",
+                    state(port, id),
+                    http(port, "GET", "/status", "").1
+                )
+            },
+        );
     }
+}
+
+/// Queues the `slow` builder at the head of `main`; returns the new build as JSON.
+fn enqueue_slow(port: u16) -> serde_json::Value {
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/builds",
+        r#"{"source":"repo","rev":"main","builder":"slow"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    serde_json::from_str(&body).unwrap()
 }
 
 #[test]

@@ -207,13 +207,25 @@ pub fn cell(grid: &serde_json::Value, rev: &str, builder: &str) -> String {
 }
 
 /// Waits (bounded) until `f` returns `Some`.
-pub fn wait_for<T>(what: &str, secs: u64, mut f: impl FnMut() -> Option<T>) -> T {
+pub fn wait_for<T>(what: &str, secs: u64, f: impl FnMut() -> Option<T>) -> T {
+    wait_for_or(what, secs, f, String::new)
+}
+
+/// [`wait_for`], with `explain` (say, the status page) added to the message on a timeout.
+pub fn wait_for_or<T>(
+    what: &str,
+    secs: u64,
+    mut f: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
+) -> T {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if let Some(v) = f() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}\n{}", explain());
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
 }
