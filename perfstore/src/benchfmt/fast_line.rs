@@ -66,10 +66,7 @@ pub(super) fn parse(
                 &after[t.raw.len()..]
             }
             _ => {
-                let unit_len = after
-                    .iter()
-                    .position(|&c| !(0x21..0x80).contains(&c))
-                    .unwrap_or(after.len());
+                let unit_len = first_special(after).unwrap_or(after.len());
                 if unit_len == 0 {
                     return false;
                 }
