@@ -10,6 +10,8 @@
 //! Run: `cargo bench -p perfstore --bench perfstore`. Set `PERFSTORE_BENCH_QUICK=1` for a
 //! smaller corpus (parse 8 MB, search 200,000 records) when iterating, and
 //! `PERFSTORE_BENCH_ONLY=parse|ingest|search` to run one part.
+//! `PERFSTORE_BENCH_WRITE_CORPUS=FILE` only writes the parse corpus to `FILE`, for
+//! `benches/upstream-reader.sh` to time upstream's Go reader on the same bytes.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -237,6 +239,10 @@ fn upstream_search(c: &Connection, terms: &[(&str, &str)]) -> usize {
 }
 
 fn main() {
+    if let Some(path) = std::env::var_os("PERFSTORE_BENCH_WRITE_CORPUS") {
+        std::fs::write(&path, corpus(100 << 20)).expect("writing the parse corpus");
+        return;
+    }
     let mut c = Criterion::default()
         .configure_from_args()
         .sample_size(10)

@@ -198,6 +198,70 @@ pub(super) struct Tidied {
     pub(super) raw: Unit,
     tidy: Unit,
     factor: f64,
+    /// `raw` in the top bytes of a 16-byte little-endian word, and the mask of those bytes,
+    /// for [`Tidied::ends_at`] (1 and 0, which match nothing, when `raw` is longer).
+    word: u128,
+    mask: u128,
+}
+
+impl Tidied {
+    fn new(raw: Unit, tidy: Unit, factor: f64) -> Tidied {
+        // A unit of more than 16 bytes never matches in place (the fast path then leaves
+        // the line to the general parser): no masked word equals 1.
+        let (mut word, mut mask) = (1, 0);
+        if (1..=16).contains(&raw.len()) {
+            let mut bytes = [0; 16];
+            bytes[16 - raw.len()..].copy_from_slice(&raw);
+            word = u128::from_le_bytes(bytes);
+            mask = !0 << (8 * (16 - raw.len()));
+        }
+        Tidied {
+            raw,
+            tidy,
+            factor,
+            word,
+            mask,
+        }
+    }
+
+    /// Stores `value`, in this unit, into `slot` if the slot already holds the units the
+    /// tidied value needs (as on every line after the first in a run of lines with the same
+    /// units): two numbers written, no unit handle cloned or dropped. False otherwise,
+    /// `slot` untouched; the general parser then reads the line ([`store_tidied`]).
+    #[inline(always)]
+    pub(super) fn store_in_place(&self, slot: &mut Value, value: f64) -> bool {
+        let tidy_value = value * self.factor;
+        // As `store_tidied`: the written unit is kept when tidying changes nothing.
+        let (new_value, unit, orig_value, orig_unit) = if tidy_value == value {
+            (value, &self.raw, 0.0, None)
+        } else {
+            (tidy_value, &self.tidy, value, Some(&self.raw))
+        };
+        let same_orig = match (&slot.orig_unit, orig_unit) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        if !Arc::ptr_eq(&slot.unit, unit) || !same_orig {
+            return false;
+        }
+        slot.value = new_value;
+        slot.orig_value = orig_value;
+        true
+    }
+
+    /// True if `line[start..end]` is this unit, by one masked comparison of the 16 bytes
+    /// that end at `end`. False also for units of more than 16 bytes and fields within 16
+    /// bytes of the line's start, which only the fast path asks about: the general parser
+    /// then reads the line.
+    #[inline(always)]
+    pub(super) fn ends_at(&self, line: &[u8], start: usize, end: usize) -> bool {
+        end - start == self.raw.len()
+            && line.get(end.wrapping_sub(16)..end).is_some_and(|tail| {
+                u128::from_le_bytes(tail.try_into().expect("sixteen bytes")) & self.mask
+                    == self.word
+            })
+    }
 }
 
 /// The name of files whose name the caller did not give.
@@ -213,10 +277,14 @@ pub struct Reader<R> {
     units: HashMap<(Unit, Vec<u8>), UnitMetadata>,
     /// Recently seen units; a handful cover nearly every line.
     recent_units: Vec<Tidied>,
-    /// Per value position, the index in `recent_units` of the last line's unit.
-    unit_hints: Vec<usize>,
+    /// Per value position, the last line's unit.
+    unit_hints: Vec<Tidied>,
+    /// The last plain benchmark line's field layout, for the fast path.
+    layout: super::fast_line::Layout,
     /// Field ranges of the line being parsed (reused).
     spans: Vec<(usize, usize)>,
+    /// A copy of the line the fast path did not read (reused).
+    other: Vec<u8>,
     failed: bool,
 }
 
@@ -234,7 +302,9 @@ impl<R: BufRead> Reader<R> {
             units: HashMap::new(),
             recent_units: Vec::new(),
             unit_hints: Vec::new(),
+            layout: Default::default(),
             spans: Vec::new(),
+            other: Vec::new(),
             failed: false,
         }
     }
@@ -288,58 +358,105 @@ impl<R: BufRead> Reader<R> {
     }
 
     /// Reads lines until a result is parsed or something is queued.
+    ///
+    /// Only plain benchmark lines in the steady state of a file (the fast path) are read
+    /// here; any other line is copied and handed to [`Reader::other_line`], kept out of
+    /// line so that this loop stays small.
+    #[inline]
     fn fill(&mut self) -> Filled {
         if self.failed {
             return Filled::End;
         }
         while self.queue.is_empty() {
-            let (line_no, line) = match self.lines.next_line() {
+            let line = match self.lines.next_line() {
                 Ok(Some(line)) => line,
                 Ok(None) => return Filled::End,
                 Err(e) => {
-                    self.failed = true;
-                    self.queue.push_back(Queued::Error(SyntaxError {
-                        file_name: self.result.file_name.clone(),
-                        line: self.lines.line_no,
-                        msg: e.to_string(),
-                    }));
-                    return Filled::Queued;
+                    let message = e.to_string();
+                    return self.read_failed(message);
                 }
             };
-            if line.starts_with(b"Benchmark") {
-                self.result.line = line_no;
-                match parse_benchmark_line(
-                    line,
+            if line.bytes.starts_with(b"Benchmark")
+                && let Some(blanks) = line.blanks
+                && super::fast_line::parse(
+                    line.bytes,
+                    blanks,
+                    &mut self.layout,
                     &mut self.result,
-                    &mut self.recent_units,
-                    &mut self.unit_hints,
-                    &mut self.spans,
-                ) {
-                    Ok(true) => return Filled::Result,
-                    Ok(false) => {}
-                    Err(msg) => self.queue.push_back(Queued::Error(SyntaxError {
-                        file_name: self.result.file_name.clone(),
-                        line: line_no,
-                        msg,
-                    })),
-                }
-                continue;
+                    &self.unit_hints,
+                )
+            {
+                self.result.line = line.no;
+                return Filled::Result;
             }
-            if line.first() == Some(&b'U') {
-                let (first, rest) = split_field(line);
-                if first == b"Unit" {
-                    let rest = rest.to_vec();
-                    self.parse_unit_line(&rest, line_no);
-                    continue;
-                }
-            }
-            match parse_config_line(line) {
-                Some(ConfigLine::Set(k, v)) => self.result.set_config(k, v, true),
-                Some(ConfigLine::Delete(k)) => self.result.delete_config(k),
-                None => {}
+            // The copy frees `self.lines`: the line is read with `&mut self`.
+            let no = line.no;
+            self.other.clear();
+            self.other.extend_from_slice(line.bytes);
+            if self.other_line(no) {
+                return Filled::Result;
             }
         }
         Filled::Queued
+    }
+
+    /// Stops reading at a fatal error, queued as the only item.
+    #[cold]
+    #[inline(never)]
+    fn read_failed(&mut self, msg: String) -> Filled {
+        self.failed = true;
+        self.queue.push_back(Queued::Error(SyntaxError {
+            file_name: self.result.file_name.clone(),
+            line: self.lines.line_no,
+            msg,
+        }));
+        Filled::Queued
+    }
+
+    /// Reads line `line_no`, held in `self.other`, when the fast path did not: any
+    /// benchmark line, a unit metadata line, or a configuration line. True if it was a
+    /// benchmark result.
+    #[inline(never)]
+    fn other_line(&mut self, line_no: usize) -> bool {
+        let line = std::mem::take(&mut self.other);
+        let result = self.read_other_line(&line, line_no);
+        self.other = line;
+        result
+    }
+
+    fn read_other_line(&mut self, line: &[u8], line_no: usize) -> bool {
+        if line.starts_with(b"Benchmark") {
+            self.result.line = line_no;
+            match parse_general_line(
+                line,
+                &mut self.result,
+                &mut self.recent_units,
+                &mut self.unit_hints,
+                &mut self.spans,
+            ) {
+                Ok(true) => return true,
+                Ok(false) => {}
+                Err(msg) => self.queue.push_back(Queued::Error(SyntaxError {
+                    file_name: self.result.file_name.clone(),
+                    line: line_no,
+                    msg,
+                })),
+            }
+            return false;
+        }
+        if line.first() == Some(&b'U') {
+            let (first, rest) = split_field(line);
+            if first == b"Unit" {
+                self.parse_unit_line(rest, line_no);
+                return false;
+            }
+        }
+        match parse_config_line(line) {
+            Some(ConfigLine::Set(k, v)) => self.result.set_config(k, v, true),
+            Some(ConfigLine::Delete(k)) => self.result.delete_config(k),
+            None => {}
+        }
+        false
     }
 
     fn parse_unit_line(&mut self, line: &[u8], line_no: usize) {
@@ -415,7 +532,7 @@ fn lookup_unit(recent: &mut Vec<Tidied>, unit: &[u8]) -> Tidied {
     } else {
         Arc::from(tidy)
     };
-    let t = Tidied { raw, tidy, factor };
+    let t = Tidied::new(raw, tidy, factor);
     // A bounded cache: inputs with endless distinct units cannot grow memory.
     if recent.len() >= 32 {
         recent.remove(0);
@@ -424,27 +541,14 @@ fn lookup_unit(recent: &mut Vec<Tidied>, unit: &[u8]) -> Tidied {
     t
 }
 
-/// Parses a line starting with `Benchmark` into `result`. `Ok(false)`: the `go test -v`
-/// banner, skipped silently. `Err`: upstream's message.
-fn parse_benchmark_line(
-    line: &[u8],
-    result: &mut BenchResult,
-    units: &mut Vec<Tidied>,
-    hints: &mut Vec<usize>,
-    spans: &mut Vec<(usize, usize)>,
-) -> Result<bool, String> {
-    if super::fast_line::parse(line, result, units, hints) {
-        return Ok(true);
-    }
-    parse_general_line(line, result, units, hints, spans)
-}
-
-/// [`parse_benchmark_line`] for any line: split into fields, then each field parsed.
+/// Parses a line starting with `Benchmark` into `result`, whatever it holds: split into
+/// fields, then each field parsed. `Ok(false)`: the `go test -v` banner, skipped silently.
+/// `Err`: upstream's message. Plain lines are first offered to [`super::fast_line`].
 pub(super) fn parse_general_line(
     line: &[u8],
     result: &mut BenchResult,
     units: &mut Vec<Tidied>,
-    hints: &mut Vec<usize>,
+    hints: &mut Vec<Tidied>,
     spans: &mut Vec<(usize, usize)>,
 ) -> Result<bool, String> {
     fields(line, spans);
@@ -482,46 +586,25 @@ pub(super) fn parse_general_line(
 }
 
 /// Stores measurement `n` of `result`: `value` in the unit spelled `unit`, tidied.
-#[inline]
 pub(super) fn store_value(
     result: &mut BenchResult,
     n: usize,
     value: f64,
     unit: &[u8],
     units: &mut Vec<Tidied>,
-    hints: &mut Vec<usize>,
+    hints: &mut Vec<Tidied>,
 ) {
-    let index = match hinted_unit(n, units, hints) {
-        Some(t) if short_eq(&t.raw, unit) => hints[n],
-        _ => remember_unit(n, unit, units, hints),
-    };
-    store_tidied(result, n, value, &units[index]);
-}
-
-/// The unit the previous line had at value position `n`: the likely one for this line.
-#[inline]
-pub(super) fn hinted_unit<'a>(
-    n: usize,
-    units: &'a [Tidied],
-    hints: &[usize],
-) -> Option<&'a Tidied> {
-    hints.get(n).and_then(|&h| units.get(h))
-}
-
-/// The index of `unit` in the cache (added if new), remembered as position `n`'s hint.
-fn remember_unit(n: usize, unit: &[u8], units: &mut Vec<Tidied>, hints: &mut Vec<usize>) -> usize {
-    let i = match units.iter().position(|t| &*t.raw == unit) {
-        Some(i) => i,
-        None => {
-            lookup_unit(units, unit);
-            units.len() - 1
+    match hints.get(n) {
+        Some(t) if short_eq(&t.raw, unit) => store_tidied(result, n, value, t),
+        _ => {
+            let t = lookup_unit(units, unit);
+            store_tidied(result, n, value, &t);
+            if hints.len() <= n {
+                hints.resize(n + 1, t.clone());
+            }
+            hints[n] = t;
         }
-    };
-    if hints.len() <= n {
-        hints.resize(n + 1, 0);
     }
-    hints[n] = i;
-    i
 }
 
 /// Stores measurement `n` of `result`: `value` in the unit `t` (as written), tidied.

@@ -69,7 +69,7 @@ impl<R: BufRead> LegacyReader<R> {
     pub fn next_result(&mut self) -> Result<Option<LegacyResult>, Error> {
         loop {
             let (line_no, line) = match self.lines.next_line() {
-                Ok(Some(line)) => line,
+                Ok(Some(line)) => (line.no, line.bytes),
                 Ok(None) => return Ok(None),
                 Err(e) => {
                     return Err(Error::Read {

@@ -2,6 +2,8 @@
 
 use std::io::{self, BufRead};
 
+use super::blanks::BlankMap;
+
 /// The longest line either reader accepts, in bytes before the `\n`.
 ///
 /// Go's `bufio.Scanner` holds a line in a 64 KiB buffer, so 65,535 bytes is the most it can
@@ -12,7 +14,8 @@ pub const MAX_LINE: usize = 64 * 1024 - 1;
 ///
 /// Lines are returned as borrowed slices of the reader's own buffer whenever they lie inside
 /// it (always, for an in-memory `&[u8]`), and only copied when a line straddles two refills.
-/// One trailing `\r` is removed, as Go's `ScanLines` does.
+/// One trailing `\r` is removed, as Go's `ScanLines` does. Each line comes with its blank
+/// map when it is plain (see [`BlankMap`]), built in the same pass that finds its end.
 #[derive(Debug)]
 pub(crate) struct Lines<R> {
     inner: R,
@@ -20,8 +23,21 @@ pub(crate) struct Lines<R> {
     pending: usize,
     /// Holds a line that straddles refills.
     spill: Vec<u8>,
+    /// The last line's blank map.
+    map: BlankMap,
     /// Number of lines returned so far: the 1-based number of the last line.
     pub(crate) line_no: usize,
+}
+
+/// One line of input.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Line<'a> {
+    /// 1-based line number.
+    pub(crate) no: usize,
+    /// The line, without its newline and one `\r` before it.
+    pub(crate) bytes: &'a [u8],
+    /// The line's blank map if the line is plain: printable ASCII, spaces and tabs only.
+    pub(crate) blanks: Option<&'a [u64]>,
 }
 
 /// Why [`Lines::next_line`] stopped.
@@ -49,16 +65,41 @@ impl<R: BufRead> Lines<R> {
             inner,
             pending: 0,
             spill: Vec::new(),
+            map: BlankMap::default(),
             line_no: 0,
         }
     }
 
-    /// The next line and its 1-based number, or `None` at the end of input.
-    pub(crate) fn next_line(&mut self) -> Result<Option<(usize, &[u8])>, LineError> {
+    /// The next line, or `None` at the end of input.
+    #[inline]
+    pub(crate) fn next_line(&mut self) -> Result<Option<Line<'_>>, LineError> {
         if self.pending > 0 {
             self.inner.consume(self.pending);
             self.pending = 0;
         }
+        // The common case: the line and its newline lie in the buffer, and one SIMD pass
+        // finds the newline and maps the blanks.
+        let avail = self.inner.fill_buf().map_err(LineError::Io)?;
+        let Some(end) = self.map.map_to_newline(avail, MAX_LINE) else {
+            return self.next_line_slowly();
+        };
+        self.line_no += 1;
+        self.pending = end.newline + 1;
+        // The buffer is unconsumed, so this returns the same bytes without I/O. (The first
+        // borrow cannot be returned: it would stay borrowed on the other path.)
+        let line = &self.inner.fill_buf().map_err(LineError::Io)?[..end.len];
+        Ok(Some(Line {
+            no: self.line_no,
+            bytes: line,
+            blanks: end.plain.then_some(self.map.words()),
+        }))
+    }
+
+    /// [`Lines::next_line`] when the buffer ends before the next newline (or the line is too
+    /// long): memchr finds the newline, across refills if need be.
+    #[cold]
+    #[inline(never)]
+    fn next_line_slowly(&mut self) -> Result<Option<Line<'_>>, LineError> {
         self.spill.clear();
         // `Some(n)`: the line is the first `n` bytes of the inner buffer (newline at `n`).
         // `None`: the line is in `spill`.
@@ -108,10 +149,13 @@ impl<R: BufRead> Lines<R> {
             }
             None => &self.spill[..],
         };
-        Ok(Some((
-            self.line_no,
-            line.strip_suffix(b"\r").unwrap_or(line),
-        )))
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let plain = self.map.map(line);
+        Ok(Some(Line {
+            no: self.line_no,
+            bytes: line,
+            blanks: plain.then_some(self.map.words()),
+        }))
     }
 }
 
@@ -124,7 +168,7 @@ mod tests {
         let mut out = Vec::new();
         loop {
             match lines.next_line() {
-                Ok(Some((_, l))) => out.push(l.to_vec()),
+                Ok(Some(l)) => out.push(l.bytes.to_vec()),
                 Ok(None) => return Ok(out),
                 Err(e) => return Err(format!("{}: {e}", lines.line_no)),
             }

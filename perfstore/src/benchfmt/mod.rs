@@ -27,6 +27,7 @@
 //! }
 //! ```
 
+mod blanks;
 mod current;
 mod fast_line;
 mod legacy;
