@@ -58,17 +58,15 @@ pub(crate) struct BlankMap {
     /// Bit `i % 64` of word `i / 64` is set when byte `i` is a blank or lies past the end of
     /// the line (so the last field's end needs no length check).
     words: Vec<u64>,
-    /// The word the line ends in, not yet in `words` when the line's end is found.
-    word: u64,
 }
 
 impl BlankMap {
-    /// Marks everything from `len` on as blank.
+    /// Ends the map at `len`: adds `last`, the word being filled, if the line reaches into
+    /// it, and marks everything from `len` on as blank.
     #[inline(always)]
-    fn seal(&mut self, len: usize) {
+    fn seal(&mut self, len: usize, last: u64) {
         if self.words.len() * 64 < len {
-            // The line ends within a word that is still being filled.
-            self.words.push(self.word);
+            self.words.push(last);
         }
         let first = len / 64;
         if let Some(word) = self.words.get_mut(first) {
@@ -80,40 +78,39 @@ impl BlankMap {
         }
     }
 
-    /// Where the scan that stopped at `buf[stop]` ends the line: at that newline, at a
-    /// `\r\n`, or (an odd byte) at the next newline, found with memchr, the line not plain.
+    /// Where the scan that stopped at `buf[stop]` ends the line (`last` is the word being
+    /// filled): at that newline, at a `\r\n`, or (an odd byte) at the next newline, found
+    /// with memchr, the line not plain. `None` past `limit`, or without a newline.
     #[inline(always)]
-    fn line_end(&mut self, buf: &[u8], stop: usize) -> Option<LineEnd> {
-        match buf[stop] {
-            b'\n' => {
-                self.seal(stop);
-                Some(LineEnd {
-                    newline: stop,
-                    len: stop,
-                    plain: true,
-                })
-            }
-            b'\r' if buf.get(stop + 1) == Some(&b'\n') => {
-                self.seal(stop);
-                Some(LineEnd {
-                    newline: stop + 1,
-                    len: stop,
-                    plain: true,
-                })
-            }
+    fn line_end(&mut self, buf: &[u8], stop: usize, last: u64, limit: usize) -> Option<LineEnd> {
+        let end = match buf[stop] {
+            b'\n' => LineEnd {
+                newline: stop,
+                len: stop,
+                plain: true,
+            },
+            b'\r' if buf.get(stop + 1) == Some(&b'\n') => LineEnd {
+                newline: stop + 1,
+                len: stop,
+                plain: true,
+            },
             _ => {
                 let newline = stop + memchr::memchr(b'\n', &buf[stop..])?;
                 let len = match buf[..newline].last() {
                     Some(b'\r') => newline - 1,
                     _ => newline,
                 };
-                Some(LineEnd {
+                LineEnd {
                     newline,
                     len,
                     plain: false,
-                })
+                }
             }
+        };
+        if end.plain {
+            self.seal(end.len, last);
         }
+        (end.newline <= limit).then_some(end)
     }
 
     /// Maps `buf` from its start up to its first newline, 32 bytes at a time while it has
@@ -134,9 +131,7 @@ impl BlankMap {
             word |= join(a.blank, b.blank) << (at % 64);
             let stops = join(a.stops(), b.stops());
             if stops != 0 {
-                self.word = word;
-                let end = self.line_end(buf, at + stops.trailing_zeros() as usize)?;
-                return (end.newline <= limit).then_some(end);
+                return self.line_end(buf, at + stops.trailing_zeros() as usize, word, limit);
             }
             if at % 64 == 32 {
                 self.words.push(word);
@@ -151,9 +146,8 @@ impl BlankMap {
             let chunk = Chunk::of(bytes);
             word |= u64::from(chunk.blank) << (at % 64);
             if chunk.stops() != 0 {
-                self.word = word;
-                let end = self.line_end(buf, at + chunk.stops().trailing_zeros() as usize)?;
-                return (end.newline <= limit).then_some(end);
+                let stop = at + chunk.stops().trailing_zeros() as usize;
+                return self.line_end(buf, stop, word, limit);
             }
             if at % 64 == 48 {
                 self.words.push(word);
@@ -167,29 +161,23 @@ impl BlankMap {
     /// Maps all of `line` (which holds no newline); true if it is plain.
     pub(crate) fn map(&mut self, line: &[u8]) -> bool {
         self.words.clear();
-        self.word = 0;
-        let mut plain = true;
-        let mut add = |at: usize, chunk: Chunk, words: &mut Vec<u64>, word: &mut u64| {
-            *word |= u64::from(chunk.blank) << (at % 64);
-            plain &= chunk.stops() == 0;
-            if at % 64 == 48 {
-                words.push(*word);
-                *word = 0;
-            }
-        };
-        let mut chunks = line.chunks_exact(16);
-        let mut at = 0;
-        for bytes in &mut chunks {
-            add(at, Chunk::of(bytes), &mut self.words, &mut self.word);
-            at += 16;
-        }
+        let (mut word, mut plain) = (0, true);
+        let chunks = line.chunks_exact(16);
+        // The rest, padded with spaces: they are blanks, as past the end.
         let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut last = [b' '; 16];
-            last[..rest.len()].copy_from_slice(rest);
-            add(at, Chunk::of(&last), &mut self.words, &mut self.word);
+        let mut last = [b' '; 16];
+        last[..rest.len()].copy_from_slice(rest);
+        let last = (!rest.is_empty()).then_some(&last[..]);
+        for (k, bytes) in chunks.chain(last).enumerate() {
+            let chunk = Chunk::of(bytes);
+            word |= u64::from(chunk.blank) << (16 * k % 64);
+            plain &= chunk.stops() == 0;
+            if k % 4 == 3 {
+                self.words.push(word);
+                word = 0;
+            }
         }
-        self.seal(line.len());
+        self.seal(line.len(), word);
         plain
     }
 

@@ -195,7 +195,7 @@ enum Filled {
 #[derive(Debug, Clone)]
 pub(super) struct Tidied {
     /// The unit as written.
-    pub(super) raw: Unit,
+    raw: Unit,
     tidy: Unit,
     factor: f64,
     /// `raw` in the top bytes of a 16-byte little-endian word, and the mask of those bytes,
@@ -224,25 +224,27 @@ impl Tidied {
         }
     }
 
+    /// `value`, written in this unit, as a result holds it: (value, unit, value as written,
+    /// unit as written). Upstream keeps the unit as written, and no original, when tidying
+    /// leaves the number unchanged (0 ns/op, or a unit that needs no tidying).
+    #[inline(always)]
+    fn tidied(&self, value: f64) -> (f64, &Unit, f64, Option<&Unit>) {
+        let tidy_value = value * self.factor;
+        if tidy_value == value {
+            (value, &self.raw, 0.0, None)
+        } else {
+            (tidy_value, &self.tidy, value, Some(&self.raw))
+        }
+    }
+
     /// Stores `value`, in this unit, into `slot` if the slot already holds the units the
     /// tidied value needs (as on every line after the first in a run of lines with the same
     /// units): two numbers written, no unit handle cloned or dropped. False otherwise,
     /// `slot` untouched; the general parser then reads the line ([`store_tidied`]).
     #[inline(always)]
     pub(super) fn store_in_place(&self, slot: &mut Value, value: f64) -> bool {
-        let tidy_value = value * self.factor;
-        // As `store_tidied`: the written unit is kept when tidying changes nothing.
-        let (new_value, unit, orig_value, orig_unit) = if tidy_value == value {
-            (value, &self.raw, 0.0, None)
-        } else {
-            (tidy_value, &self.tidy, value, Some(&self.raw))
-        };
-        let same_orig = match (&slot.orig_unit, orig_unit) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            (None, None) => true,
-            _ => false,
-        };
-        if !Arc::ptr_eq(&slot.unit, unit) || !same_orig {
+        let (new_value, unit, orig_value, orig_unit) = self.tidied(value);
+        if same_units(slot, unit, orig_unit) != (true, true) {
             return false;
         }
         slot.value = new_value;
@@ -613,25 +615,15 @@ pub(super) fn store_value(
 /// line) no unit handle is cloned or dropped, so parsing touches no reference count.
 #[inline]
 pub(super) fn store_tidied(result: &mut BenchResult, n: usize, value: f64, t: &Tidied) {
-    let tidy_value = value * t.factor;
-    // Upstream keeps the original unit when tidying leaves the number unchanged (0 ns/op).
-    let (new_value, new_unit, orig_value, orig_unit) = if tidy_value == value {
-        (value, &t.raw, 0.0, None)
-    } else {
-        (tidy_value, &t.tidy, value, Some(&t.raw))
-    };
+    let (new_value, new_unit, orig_value, orig_unit) = t.tidied(value);
     match result.values.get_mut(n) {
         Some(slot) => {
+            let (same_unit, same_orig) = same_units(slot, new_unit, orig_unit);
             slot.value = new_value;
             slot.orig_value = orig_value;
-            if !Arc::ptr_eq(&slot.unit, new_unit) {
+            if !same_unit {
                 slot.unit = new_unit.clone();
             }
-            let same_orig = match (&slot.orig_unit, orig_unit) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
             if !same_orig {
                 slot.orig_unit = orig_unit.cloned();
             }
@@ -643,6 +635,18 @@ pub(super) fn store_tidied(result: &mut BenchResult, n: usize, value: f64, t: &T
             orig_unit: orig_unit.cloned(),
         }),
     }
+}
+
+/// Whether `slot` already holds `unit`, and `orig_unit`: the same handles, not just the
+/// same bytes.
+#[inline(always)]
+fn same_units(slot: &Value, unit: &Unit, orig_unit: Option<&Unit>) -> (bool, bool) {
+    let same_orig = match (&slot.orig_unit, orig_unit) {
+        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+        (None, None) => true,
+        _ => false,
+    };
+    (Arc::ptr_eq(&slot.unit, unit), same_orig)
 }
 
 /// Writes results in the benchmark format, with configuration blocks when it changes.

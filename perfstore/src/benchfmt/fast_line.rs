@@ -224,8 +224,16 @@ mod tests {
     /// hinted ones and the result's slots hold them), if it takes it, and the general
     /// parser's on `line` alone.
     fn both_ways(line: &[u8]) -> (Option<BenchResult>, Result<bool, String>, BenchResult) {
+        both_ways_after(line, line)
+    }
+
+    /// [`both_ways`], with the general parser reading `before` first.
+    fn both_ways_after(
+        before: &[u8],
+        line: &[u8],
+    ) -> (Option<BenchResult>, Result<bool, String>, BenchResult) {
         let (mut fast, mut units, mut hints) = (BenchResult::default(), Vec::new(), Vec::new());
-        let _ = parse_general_line(line, &mut fast, &mut units, &mut hints, &mut Vec::new());
+        let _ = parse_general_line(before, &mut fast, &mut units, &mut hints, &mut Vec::new());
         let mut map = BlankMap::default();
         let taken =
             map.map(line) && parse(line, map.words(), &mut Layout::default(), &mut fast, &hints);
@@ -292,7 +300,25 @@ mod tests {
             b"BenchmarkFoo 1 1.2.3 ns/op",
         ] {
             assert!(both_ways(line).0.is_none(), "{}", line.escape_ascii());
+            // Also after an ordinary line with the same unit, so that the fast path is not
+            // declining just because nothing set its hints and slots up: one whose value
+            // is tidied (the slot holds sec/op) and one whose value is zero (ns/op kept).
+            for before in [&b"BenchmarkFoo 1 2 ns/op"[..], b"BenchmarkFoo 1 0 ns/op"] {
+                let after = both_ways_after(before, line);
+                assert!(after.0.is_none(), "{}", line.escape_ascii());
+            }
         }
+        // Ordinary lines are taken after those same lines.
+        assert!(
+            both_ways_after(b"BenchmarkFoo 1 2 ns/op", b"BenchmarkFoo 1 3 ns/op")
+                .0
+                .is_some()
+        );
+        assert!(
+            both_ways_after(b"BenchmarkFoo 1 0 ns/op", b"BenchmarkFoo 1 0 ns/op")
+                .0
+                .is_some()
+        );
     }
 
     /// Mostly ordinary numbers, sometimes anything Go's parser might see.

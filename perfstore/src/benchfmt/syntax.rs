@@ -88,7 +88,7 @@ pub(crate) fn split_field(b: &[u8]) -> (&[u8], &[u8]) {
 /// below 0x21 or at least 0x80, and that lowest flag is exact because no borrow reaches it
 /// from the ordinary bytes below it.
 #[inline]
-pub(crate) fn first_special(b: &[u8]) -> Option<usize> {
+fn first_special(b: &[u8]) -> Option<usize> {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut chunks = b.chunks_exact(8);
