@@ -400,11 +400,15 @@ mod tests {
             prop_oneof![4 => Just(b'a'), 2 => Just(b' '), 1 => Just(b'\t'), 1 => any::<u8>()],
             0..300,
         )) {
-            let plain = line.iter().all(|&c| c == b' ' || c == b'\t' || (0x21..0x80).contains(&c));
-            let want = plain.then(|| fields_by_bytes(&line));
-            prop_assert_eq!(fields_mapped(&line), want.clone());
+            let want = |line: &[u8]| {
+                let plain = line.iter().all(|&c| c == b' ' || c == b'\t' || (0x21..0x80).contains(&c));
+                plain.then(|| fields_by_bytes(line))
+            };
+            prop_assert_eq!(fields_mapped(&line), want(&line));
             if !line.contains(&b'\n') {
-                prop_assert_eq!(fields_to_newline(&line, &[b'z'; 16]), Some(want));
+                // Before a newline, one `\r` at the end is the line ending's.
+                let stripped = line.strip_suffix(b"\r").unwrap_or(&line);
+                prop_assert_eq!(fields_to_newline(&line, &[b'z'; 16]), Some(want(stripped)));
             }
         }
     }

@@ -9,6 +9,7 @@ use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
 use super::Error;
+use super::fast_line::FastPath;
 use super::lines::Lines;
 use super::number::{atof, atoi, format_go_float};
 use super::syntax::{ConfigLine, fields, parse_config_line, split_field};
@@ -281,8 +282,8 @@ pub struct Reader<R> {
     recent_units: Vec<Tidied>,
     /// Per value position, the last line's unit.
     unit_hints: Vec<Tidied>,
-    /// The last plain benchmark line's field layout, for the fast path.
-    layout: super::fast_line::Layout,
+    /// The fast path's state: the last lines' layout and shape.
+    fast: FastPath,
     /// Field ranges of the line being parsed (reused).
     spans: Vec<(usize, usize)>,
     /// A copy of the line the fast path did not read (reused).
@@ -304,7 +305,7 @@ impl<R: BufRead> Reader<R> {
             units: HashMap::new(),
             recent_units: Vec::new(),
             unit_hints: Vec::new(),
-            layout: Default::default(),
+            fast: FastPath::default(),
             spans: Vec::new(),
             other: Vec::new(),
             failed: false,
@@ -323,6 +324,7 @@ impl<R: BufRead> Reader<R> {
         self.queue.clear();
         self.current = None;
         self.failed = false;
+        self.fast.forget();
     }
 
     /// All unit metadata read so far, keyed by (tidied unit, key).
@@ -370,7 +372,10 @@ impl<R: BufRead> Reader<R> {
             return Filled::End;
         }
         while self.queue.is_empty() {
-            let line = match self.lines.next_line() {
+            let next = self
+                .fast
+                .next_line(&mut self.lines, &mut self.result, &self.unit_hints);
+            let (line, taken) = match next {
                 Ok(Some(line)) => line,
                 Ok(None) => return Filled::End,
                 Err(e) => {
@@ -378,16 +383,7 @@ impl<R: BufRead> Reader<R> {
                     return self.read_failed(message);
                 }
             };
-            if line.bytes.starts_with(b"Benchmark")
-                && let Some(blanks) = line.blanks
-                && super::fast_line::parse(
-                    line.bytes,
-                    blanks,
-                    &mut self.layout,
-                    &mut self.result,
-                    &self.unit_hints,
-                )
-            {
+            if taken {
                 self.result.line = line.no;
                 return Filled::Result;
             }
@@ -429,6 +425,8 @@ impl<R: BufRead> Reader<R> {
     fn read_other_line(&mut self, line: &[u8], line_no: usize) -> bool {
         if line.starts_with(b"Benchmark") {
             self.result.line = line_no;
+            // The unit hints may change: lines must show their units again.
+            self.fast.forget();
             match parse_general_line(
                 line,
                 &mut self.result,

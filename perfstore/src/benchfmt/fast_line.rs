@@ -16,10 +16,13 @@
 //! parser reads the line from the start. Both give the same result for every line (a
 //! property test and the fuzz target check it), so which path ran is never visible.
 
+use std::io::BufRead;
+
 use super::blanks::Fields;
 use super::current::{BenchResult, Tidied, parse_general_line};
-use super::lines::Lines;
-use super::number::Digits;
+use super::lines::{Line, LineError, Lines};
+use super::number::{Digits, WordNumber};
+use super::shape::Shape;
 
 /// The most fields a line may have to take the fast path: a name, a count and 15 values.
 const MAX_FIELDS: usize = 32;
@@ -37,17 +40,6 @@ pub(super) struct Layout {
     bounds: [u32; 2 * MAX_FIELDS],
     /// How many of `bounds` are set.
     count: usize,
-}
-
-impl Default for Layout {
-    fn default() -> Self {
-        Layout {
-            words: [0; 2],
-            len: 0,
-            bounds: [0; 2 * MAX_FIELDS],
-            count: 0,
-        }
-    }
 }
 
 impl Layout {
@@ -80,13 +72,147 @@ impl Layout {
     }
 }
 
+/// The most values a line may have to take the fast path.
+const MAX_VALUES: usize = (2 * MAX_FIELDS - 4) / 4;
+
+/// Reader N's fast path: the last line's layout, and the shape of the last line it read
+/// from its blank map, with where that line's name ends and its numbers are.
+#[derive(Debug)]
+pub(super) struct FastPath {
+    layout: Layout,
+    /// Lines with this shape have their fields where the learned line has them, and the
+    /// units the hints had when it was learned; [`FastPath::forget`] it when they change.
+    shape: Shape,
+    name_end: usize,
+    iters: WordNumber,
+    values: [WordNumber; MAX_VALUES],
+    /// How many of `values` the shape has.
+    count: usize,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            words: [0; 2],
+            len: 0,
+            bounds: [0; 2 * MAX_FIELDS],
+            count: 0,
+        }
+    }
+}
+
+impl Default for FastPath {
+    fn default() -> Self {
+        FastPath {
+            layout: Layout::default(),
+            shape: Shape::default(),
+            name_end: 0,
+            iters: WordNumber::default(),
+            values: [WordNumber::default(); MAX_VALUES],
+            count: 0,
+        }
+    }
+}
+
+impl FastPath {
+    /// The next line of `lines`, and whether it was an ordinary benchmark line that is now
+    /// read into `result` (see [`parse`]); the general parser must read any other line.
+    #[inline(always)]
+    pub(super) fn next_line<'a, R: BufRead>(
+        &mut self,
+        lines: &'a mut Lines<R>,
+        result: &mut BenchResult,
+        hints: &[Tidied],
+    ) -> Result<Option<(Line<'a>, bool)>, LineError> {
+        let Some(line) = lines.next_line_shaped(Some(&self.shape))? else {
+            return Ok(None);
+        };
+        let taken = if line.shaped {
+            self.read_shaped(line.bytes, result, hints)
+        } else if line.bytes.starts_with(b"Benchmark")
+            && let Some(blanks) = line.blanks
+            && parse(line.bytes, blanks, &mut self.layout, result, hints)
+        {
+            self.learn(line.bytes);
+            true
+        } else {
+            false
+        };
+        Ok(Some((line, taken)))
+    }
+
+    /// Forgets the learned shape. The reader calls this whenever the general parser reads a
+    /// benchmark line, which may change the unit hints the shape's units were checked
+    /// against.
+    pub(super) fn forget(&mut self) {
+        self.shape.forget();
+    }
+
+    /// Learns the shape of `line`, just read with the layout's bounds: its name (after
+    /// `Benchmark`) and numbers vary, the rest is fixed. Nothing is learned (the shape is
+    /// forgotten) when a number is too long to read as one word.
+    fn learn(&mut self, line: &[u8]) {
+        self.shape.forget();
+        let bounds = &self.layout.bounds[..self.layout.count];
+        let at = |i: usize| bounds[i] as usize;
+        let number = |i: usize| WordNumber::of(line, at(i), at(i + 1));
+        let Some(iters) = number(2) else {
+            return;
+        };
+        // The values, each followed by its unit (which is fixed).
+        let mut count = 0;
+        for (i, slot) in (4..bounds.len()).step_by(4).zip(&mut self.values) {
+            let Some(value) = number(i) else {
+                return;
+            };
+            *slot = value;
+            count += 1;
+        }
+        let values = (4..bounds.len()).step_by(4).map(|i| at(i)..at(i + 1));
+        let varying = [b"Benchmark".len()..at(1), at(2)..at(3)];
+        if self.shape.learn(line, varying.into_iter().chain(values)) {
+            (self.name_end, self.iters, self.count) = (at(1), iters, count);
+        }
+    }
+
+    /// Reads `line`, which has the learned shape, into `result`; false if the general
+    /// parser must read it (a number that is not plain digits with the point in place, or
+    /// hints and slots set up for other units). The units are the learned line's, which
+    /// matched the hints: they are not compared again.
+    #[inline(always)]
+    fn read_shaped(&self, line: &[u8], result: &mut BenchResult, hints: &[Tidied]) -> bool {
+        let Some(iters) = self.iters.int(line) else {
+            return false;
+        };
+        let values = &self.values[..self.count];
+        if values.len() > hints.len() || values.len() > result.values.len() {
+            return false;
+        }
+        for ((number, t), slot) in values.iter().zip(hints).zip(&mut result.values) {
+            let Some(value) = number.f64(line) else {
+                return false;
+            };
+            if !t.store_in_place(slot, value) {
+                return false;
+            }
+        }
+        finish(
+            result,
+            values.len(),
+            iters,
+            &line[b"Benchmark".len()..self.name_end],
+        );
+        true
+    }
+}
+
 /// Parses `line` (which starts with `Benchmark`) into `result` if it is an ordinary,
 /// well-formed benchmark line whose blank map is `blanks`; false if the general parser
 /// must read it.
 ///
 /// Always inlined into the reader's loop: as a call, it costs a twentieth of its time.
 #[inline(always)]
-pub(super) fn parse(
+fn parse(
     line: &[u8],
     blanks: &[u64],
     layout: &mut Layout,
@@ -96,10 +222,16 @@ pub(super) fn parse(
     let Some(bounds) = layout.bounds(blanks, line.len()) else {
         return false;
     };
+    read(line, bounds, result, hints)
+}
+
+/// Reads `line`, whose fields are at `bounds`, into `result`, as [`parse`] does.
+#[inline(always)]
+fn read(line: &[u8], bounds: &[u32], result: &mut BenchResult, hints: &[Tidied]) -> bool {
     // A name, a count, then values each with a unit: 4 + 4k bounds, k ≥ 1. Anything else
     // (a missing unit or count, no measurement, the bare name `go test -v` prints) is the
     // general parser's to report or skip.
-    if bounds.len() < 8 || bounds.len() % 4 != 0 {
+    if bounds.len() < 8 || !bounds.len().is_multiple_of(4) {
         return false;
     }
     let at = |i: usize| bounds[i] as usize;
@@ -127,13 +259,20 @@ pub(super) fn parse(
             return false;
         }
     }
+    finish(result, n, iters, &line[b"Benchmark".len()..name_end]);
+    true
+}
+
+/// Completes `result`, whose first `n` values are set: drops any beyond them, and sets the
+/// count and the name.
+#[inline(always)]
+fn finish(result: &mut BenchResult, n: usize, iters: i64, name: &[u8]) {
     if result.values.len() > n {
         // Rare: the previous line had more values. (A call, even for nothing to drop.)
         result.values.truncate(n);
     }
     result.iters = iters;
-    set_name(&mut result.name, &line[b"Benchmark".len()..name_end]);
-    true
+    set_name(&mut result.name, name);
 }
 
 /// `*name = new`, without a call to `memcpy` when the length is unchanged (as for the runs
@@ -167,6 +306,15 @@ fn general(line: &[u8]) -> (Result<bool, String>, BenchResult) {
     (ok, result)
 }
 
+/// How many benchmark lines [`assert_agrees`] saw the fast path take.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Taken {
+    /// Taken from their blank map.
+    pub(crate) mapped: usize,
+    /// Taken because they had the last such line's shape.
+    pub(crate) shaped: usize,
+}
+
 /// Splits `input` into lines as the reader does, twice (from one buffer, and through a small
 /// `BufReader` so that lines straddle refills and get mapped on their own), and reads the
 /// benchmark lines as the reader does: the fast path first, the general parser when it
@@ -175,38 +323,49 @@ fn general(line: &[u8]) -> (Result<bool, String>, BenchResult) {
 /// fast path takes reads exactly as the general parser reads it alone. Returns how many
 /// lines the fast path took in the first pass. The property tests' and the fuzz target's
 /// check.
-pub(crate) fn assert_agrees(input: &[u8]) -> usize {
+pub(crate) fn assert_agrees(input: &[u8]) -> Taken {
     let taken = assert_agrees_in(Lines::new(input));
     assert_agrees_in(Lines::new(std::io::BufReader::with_capacity(37, input)));
     taken
 }
 
-fn assert_agrees_in(mut lines: Lines<impl std::io::BufRead>) -> usize {
+fn assert_agrees_in(mut lines: Lines<impl BufRead>) -> Taken {
     let (mut result, mut units, mut hints) = (BenchResult::default(), Vec::new(), Vec::new());
-    let mut layout = Layout::default();
-    let mut taken = 0;
-    while let Ok(Some(line)) = lines.next_line() {
+    let mut fast = FastPath::default();
+    let mut taken = Taken::default();
+    while let Ok(Some((line, took))) = fast.next_line(&mut lines, &mut result, &hints) {
         if !line.bytes.starts_with(b"Benchmark") {
             continue;
         }
-        let (blanks, line) = (line.blanks, line.bytes);
-        if blanks.is_some_and(|b| parse(line, b, &mut layout, &mut result, &hints)) {
-            taken += 1;
-            let (ok, general) = general(line);
+        let line_bytes = line.bytes;
+        if took {
+            if line.shaped {
+                taken.shaped += 1;
+            } else {
+                taken.mapped += 1;
+            }
+            let (ok, general) = general(line_bytes);
             assert_eq!(
                 ok,
                 Ok(true),
                 "general parser refused {}",
-                line.escape_ascii()
+                line_bytes.escape_ascii()
             );
             assert_eq!(
                 result,
                 general,
                 "the two paths differ on {}",
-                line.escape_ascii()
+                line_bytes.escape_ascii()
             );
         } else {
-            let _ = parse_general_line(line, &mut result, &mut units, &mut hints, &mut Vec::new());
+            let _ = parse_general_line(
+                line_bytes,
+                &mut result,
+                &mut units,
+                &mut hints,
+                &mut Vec::new(),
+            );
+            fast.forget();
         }
     }
     taken
@@ -263,7 +422,7 @@ mod tests {
     #[test]
     fn repeated_units_take_the_fast_path() {
         let mut input = Vec::new();
-        for i in 0..20 {
+        for i in 10..30 {
             input.extend_from_slice(
                 format!(
                     "BenchmarkEncode/size={i}-8   \t{}\t{} ns/op\t{}.25 MB/s\t{} B/op\t3 allocs/op\n",
@@ -278,8 +437,17 @@ mod tests {
                 input.extend_from_slice(b"goos: linux\n");
             }
         }
-        // Every line but the first, which sets the units up.
-        assert_eq!(assert_agrees(&input), 19);
+        // Every line but the first, which sets the units up. Two are split and mapped: the
+        // second, and the one where `64 * i` gets a fourth digit; the others have the shape
+        // of the line before them (the configuration lines between do not matter).
+        let taken = assert_agrees(&input);
+        assert_eq!(
+            taken,
+            Taken {
+                mapped: 2,
+                shaped: 17
+            }
+        );
     }
 
     #[test]
@@ -397,6 +565,82 @@ mod tests {
             })
     }
 
+    /// Digits of `width` bytes, with a point after the first `point` of them if that is
+    /// below the width.
+    fn digits(width: usize, point: usize) -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(b'0'..=b'9', width).prop_map(move |mut d| {
+            if point < width {
+                d[point] = b'.';
+            }
+            d
+        })
+    }
+
+    /// Runs of lines of one shape, as `go test -count=N` prints them: the name and the
+    /// numbers change, their widths and the rest do not; sometimes a byte anywhere is
+    /// replaced by one that may break the shape (a sign, a point, a blank, anything). Each
+    /// line ends with its newline, as in a file.
+    fn shaped_lines() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        // Mostly what the fast path reads (numbers of up to eight bytes, ordinary units
+        // and blanks), sometimes what it must decline.
+        let unit = prop_oneof![
+            8 => "ns/op|MB/s|B/op|allocs/op|[a-z/*-]{1,10}".prop_map(String::into_bytes),
+            1 => unit(),
+        ];
+        let blank = prop_oneof![8 => Just(b" ".to_vec()), 1 => blank()];
+        let widths = (
+            1..20usize,
+            prop_oneof![8 => 1..9usize, 1 => 9..12usize],
+            prop::collection::vec(
+                (
+                    prop_oneof![8 => 1..9usize, 1 => 9..12usize],
+                    0..12usize,
+                    unit,
+                    blank,
+                ),
+                1..5,
+            ),
+        );
+        widths.prop_flat_map(|(name, count, values)| {
+            let line = (
+                prop::collection::vec(b'a'..=b'z', name),
+                digits(count, usize::MAX),
+                values
+                    .iter()
+                    .map(|(width, point, ..)| digits(*width, *point))
+                    .collect::<Vec<_>>(),
+                prop_oneof![
+                    6 => Just(None),
+                    1 => (any::<prop::sample::Index>(), prop_oneof![
+                        Just(b'.'), Just(b'-'), Just(b'e'), Just(b' '), Just(b'\t'), any::<u8>()
+                    ]).prop_map(Some),
+                ],
+            );
+            let values = std::sync::Arc::new(values);
+            prop::collection::vec(line, 1..16).prop_map(move |lines| {
+                let lines = lines.into_iter().map(|(name, count, numbers, edit)| {
+                    let mut line = b"Benchmark".to_vec();
+                    line.extend(name);
+                    line.push(b'\t');
+                    line.extend(count);
+                    for ((_, _, unit, blank), number) in values.iter().zip(numbers) {
+                        line.push(b' ');
+                        line.extend(number);
+                        line.extend(blank);
+                        line.extend(unit);
+                    }
+                    if let Some((at, byte)) = edit {
+                        let at = at.index(line.len());
+                        line[at] = byte;
+                    }
+                    line.push(b'\n');
+                    line
+                });
+                lines.collect()
+            })
+        })
+    }
+
     proptest! {
         /// Whenever the fast path takes a line, it reads exactly what the general parser
         /// reads, also when earlier lines filled its unit cache (as in a real file).
@@ -404,5 +648,30 @@ mod tests {
         fn fast_path_agrees_with_the_general_parser(lines in lines()) {
             assert_agrees(&lines.join(&b'\n'));
         }
+
+        /// The same for lines that mostly share one shape.
+        #[test]
+        fn shaped_lines_agree_with_the_general_parser(lines in shaped_lines()) {
+            assert_agrees(&lines.concat());
+        }
+    }
+
+    /// The shaped strategy makes lines that take the shaped path (else the property above
+    /// would test little).
+    #[test]
+    fn shaped_lines_take_the_shaped_path() {
+        use proptest::strategy::ValueTree;
+        let mut runner = proptest::test_runner::TestRunner::deterministic();
+        let (mut files, mut shaped) = (0, 0);
+        for _ in 0..200 {
+            let lines = shaped_lines().new_tree(&mut runner).unwrap().current();
+            let taken = assert_agrees(&lines.concat());
+            files += 1;
+            shaped += usize::from(taken.shaped > 0);
+        }
+        assert!(
+            shaped * 2 > files,
+            "{shaped} of {files} files had shaped lines"
+        );
     }
 }

@@ -33,6 +33,7 @@ mod fast_line;
 mod legacy;
 mod lines;
 mod number;
+mod shape;
 mod syntax;
 mod units;
 

@@ -122,52 +122,30 @@ impl Digits {
         (digits, start + len)
     }
 
-    /// The field `b[start..end]` (which ends at a blank or the end of the line) read as
-    /// digits with at most one `.`; `None` if it holds anything else.
-    #[inline(always)]
+    /// The field `b[start..end]` read as digits with at most one `.`; `None` if it holds
+    /// anything else.
+    #[inline]
     pub(crate) fn field(b: &[u8], start: usize, end: usize) -> Option<Digits> {
-        let len = end - start;
-        match Short::read(b, start, end) {
-            Short::Int(mantissa) => Some(Digits {
-                mantissa,
-                len,
-                frac: None,
-            }),
-            Short::Point(mantissa, frac) => Some(Digits {
-                mantissa,
-                len,
-                frac: Some(frac),
-            }),
-            Short::Invalid => None,
-            Short::Long => {
-                let (digits, stop) = Digits::scan(b, start);
-                (stop == end).then_some(digits)
-            }
-        }
+        let (digits, stop) = Digits::scan(b, start);
+        (stop == end).then_some(digits)
     }
 
     /// [`Digits::field`] then [`Digits::exact_f64`], with the common case (up to eight
-    /// bytes) in fewer steps.
+    /// bytes) read as one word.
     #[inline(always)]
     pub(crate) fn field_f64(b: &[u8], start: usize, end: usize) -> Option<f64> {
-        match Short::read(b, start, end) {
-            Short::Int(mantissa) => Some(small_to_f64(mantissa)),
-            // A lone point is no number.
-            Short::Point(mantissa, frac) => {
-                (end - start >= 2).then(|| small_to_f64(mantissa) / POW10[frac & 7])
-            }
-            Short::Invalid => None,
-            Short::Long => Digits::field(b, start, end)?.exact_f64(),
+        match WordNumber::of(b, start, end) {
+            Some(number) => number.f64(b),
+            None => Digits::field(b, start, end)?.exact_f64(),
         }
     }
 
-    /// [`Digits::field`] then [`Digits::int`], with the common case in fewer steps.
+    /// [`Digits::field`] then [`Digits::int`], with the common case read as one word.
     #[inline(always)]
     pub(crate) fn field_int(b: &[u8], start: usize, end: usize) -> Option<i64> {
-        match Short::read(b, start, end) {
-            Short::Int(mantissa) => Some(mantissa as i64),
-            Short::Point(..) | Short::Invalid => None,
-            Short::Long => Digits::field(b, start, end)?.int(),
+        match WordNumber::of(b, start, end) {
+            Some(number) => number.int(b),
+            None => Digits::field(b, start, end)?.int(),
         }
     }
 
@@ -195,48 +173,104 @@ impl Digits {
     }
 }
 
-/// A field of up to eight bytes, read as one word without a loop (see [`eight_digits`]).
-enum Short {
-    /// Digits only: their value.
-    Int(u64),
-    /// Digits and one `.`: the digits' value and how many follow the point.
-    Point(u64, usize),
-    /// Anything else.
-    Invalid,
-    /// Longer than eight bytes, or too close to the start of `b` to load the word: the
-    /// caller scans it.
-    Long,
+/// Where a number field of up to eight bytes lies in the word (the eight bytes) that ends
+/// where it ends, and where its point is: what it takes to read it without a loop (see
+/// [`eight_digits`]).
+///
+/// Reader N's fast path learns one for each number of a line it has split, and then reads
+/// the same place in the lines of the same shape, which have their numbers there: such a
+/// line's number is read when it has the same length and its point in the same place (or
+/// none), and declined otherwise.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct WordNumber {
+    /// Index just past the field.
+    end: usize,
+    /// The field's bytes in the word: its top bytes.
+    field: u64,
+    /// The point's byte; zero without a point.
+    point: u64,
+    /// The bytes of the word up to and including the point; zero without a point.
+    through_point: u64,
+    /// How many digits follow the point.
+    frac: usize,
 }
 
-impl Short {
+/// The eight bytes of `b` that end at `end`; `None` if there are not eight before it.
+#[inline(always)]
+fn word_at(b: &[u8], end: usize) -> Option<u64> {
+    // Before the start of `b`, the subtraction wraps and `get` fails.
+    let word = b.get(end.wrapping_sub(8)..end)?;
+    Some(u64::from_le_bytes(word.try_into().expect("eight bytes")))
+}
+
+impl WordNumber {
+    /// How to read `b[start..end]` if it is one to eight bytes of digits with at most one
+    /// `.` (not a lone one), and eight bytes into `b`; `None` otherwise: a longer field
+    /// must be scanned, and anything else is no plain number.
     #[inline(always)]
-    fn read(b: &[u8], start: usize, end: usize) -> Short {
-        let len = end - start;
-        if len > 8 {
-            return Short::Long;
+    pub(crate) fn of(b: &[u8], start: usize, end: usize) -> Option<WordNumber> {
+        let len = end.wrapping_sub(start);
+        if !(1..=8).contains(&len) {
+            return None;
         }
-        // Before the start of `b`, the subtraction wraps and `get` fails.
-        let Some(word) = b.get(end.wrapping_sub(8)..end) else {
-            return Short::Long;
+        let field = u64::MAX << (8 * (8 - len));
+        // The field's bytes as digit values, zeros below.
+        let digits = (word_at(b, end)? ^ SWAR_ZEROS) & field;
+        let mut number = WordNumber {
+            end,
+            field,
+            ..WordNumber::default()
         };
-        let word = u64::from_le_bytes(word.try_into().expect("eight bytes"));
-        // The field's bytes as digit values (they are the top of the word), zeros below.
-        let digits = (word ^ SWAR_ZEROS) & (u64::MAX << (8 * (8 - len)));
-        if all_below_ten(digits) {
-            return Short::Int(eight_digits(digits));
-        }
-        // One `.` ('.' ^ '0' is 0x1e): drop it by moving the bytes before it up one place.
-        let points = zero_bytes(digits ^ (SWAR_ONES * 0x1e));
-        if points == 0 || points & (points - 1) != 0 {
-            return Short::Invalid;
-        }
-        let point = (points.trailing_zeros() / 8) as usize & 7;
-        let through_point = u64::MAX >> (8 * (7 - point));
-        let digits = ((digits << 8) & through_point) | (digits & !through_point);
         if !all_below_ten(digits) {
-            return Short::Invalid;
+            // One `.` ('.' ^ '0' is 0x1e), and not alone.
+            let points = zero_bytes(digits ^ (SWAR_ONES * 0x1e));
+            if points == 0 || points & (points - 1) != 0 || len < 2 {
+                return None;
+            }
+            let point = (points.trailing_zeros() / 8) as usize & 7;
+            number.point = 0xff << (8 * point);
+            number.through_point = u64::MAX >> (8 * (7 - point));
+            number.frac = 7 - point;
         }
-        Short::Point(eight_digits(digits), 7 - point)
+        number.mantissa(b).map(|_| number)
+    }
+
+    /// The digits of the field this describes, in `b`, as one integer (the point dropped);
+    /// `None` unless the field holds digits only, and the point in its place.
+    #[inline(always)]
+    fn mantissa(&self, b: &[u8]) -> Option<u64> {
+        let mut digits = (word_at(b, self.end)? ^ SWAR_ZEROS) & self.field;
+        if self.point != 0 {
+            if digits & self.point != (SWAR_ONES * 0x1e) & self.point {
+                return None;
+            }
+            // Drop the point: the bytes before it move up one place.
+            digits = ((digits << 8) & self.through_point) | (digits & !self.through_point);
+        }
+        all_below_ten(digits).then(|| eight_digits(digits))
+    }
+
+    /// The field in `b` as `strconv.ParseFloat` reads it; `None` as for
+    /// [`WordNumber::mantissa`]. At most eight digits: the mantissa and the power of ten
+    /// are exact, so the one division rounds correctly.
+    #[inline(always)]
+    pub(crate) fn f64(&self, b: &[u8]) -> Option<f64> {
+        let m = small_to_f64(self.mantissa(b)?);
+        Some(if self.point == 0 {
+            m
+        } else {
+            m / POW10[self.frac & 7]
+        })
+    }
+
+    /// The field in `b` as `strconv.Atoi` reads it; `None` as for
+    /// [`WordNumber::mantissa`], and for a field with a point.
+    #[inline(always)]
+    pub(crate) fn int(&self, b: &[u8]) -> Option<i64> {
+        if self.point != 0 {
+            return None;
+        }
+        Some(self.mantissa(b)? as i64)
     }
 }
 

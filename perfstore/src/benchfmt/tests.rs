@@ -52,6 +52,28 @@ fn err(line: usize, msg: &str) -> Out {
     Out::Err(format!("<unknown>:{line}: {msg}"))
 }
 
+/// A line's result never depends on the lines before it, whichever of the reader's paths
+/// reads it: mapped, of a learned shape, or general (here after the unit hints changed
+/// under a learned shape, which must then be forgotten).
+#[test]
+fn results_do_not_depend_on_earlier_lines() {
+    let lines: &[&[u8]] = &[
+        b"BenchmarkFoo 10 100 ns/op",
+        b"BenchmarkFoo 10 200 ns/op",
+        b"BenchmarkBar 10 300 ns/op",
+        b"BenchmarkFoo 10 100 B/op",
+        b"BenchmarkFoo 10 400 ns/op",
+        b"BenchmarkFoo 10 500 ns/op",
+        b"BenchmarkFoo 10 0.5 ns/op",
+        b"BenchmarkFoo 10 600 ns/op 7 B/op",
+        b"BenchmarkFoo 10 700 ns/op",
+        b"BenchmarkFoo 10 800 ns/op",
+    ];
+    let input: Vec<u8> = lines.iter().flat_map(|l| [*l, b"\n"].concat()).collect();
+    let alone: Vec<Out> = lines.iter().flat_map(|l| read_n(l)).collect();
+    assert_eq!(read_n(&input), alone);
+}
+
 #[test]
 fn case_7_full_line() {
     let mut r = Reader::new(&b"BenchmarkFoo-8  1000  1234 ns/op  16 B/op  1 allocs/op\n"[..]);
