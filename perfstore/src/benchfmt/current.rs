@@ -334,6 +334,7 @@ impl<R: BufRead> Reader<R> {
 
     /// The next record; `None` at the end of input; `Some(Err)` once, for a fatal read error
     /// (such as a line over [`super::MAX_LINE`]), after which reading stops.
+    #[inline]
     pub fn next_record(&mut self) -> Option<Result<Record<'_>, Error>> {
         if self.queue.is_empty() {
             match self.fill() {
