@@ -2,14 +2,25 @@
 //!
 //! Nearly every line `go test -bench` prints is printable ASCII with blanks and tabs between
 //! its fields, an unsigned integer count, and short unsigned decimal values, and it has the
-//! units of the line before it. Such a line is read here without testing it byte by byte:
+//! units of the line before it. Such a line is read here without testing it byte by byte,
+//! in one of two ways.
 //!
-//! - the line splitter has already mapped its blanks ([`super::blanks`]), and the fields'
-//!   bounds come from that map, or from the previous line's when the map is the same
-//!   ([`Layout`]: `go test` pads its columns);
+//! A line like the last one read here (most lines: the runs of a benchmark differ only in
+//! their numbers and names) is recognised by its [`Shape`] while the line splitter looks
+//! for it, in one SIMD pass that also settles its fields and units; its numbers are then
+//! read, each as one word, from where the last line had them ([`WordNumber`]).
+//!
+//! Any other line is split and mapped, then:
+//!
+//! - the fields' bounds come from the line's blank map ([`super::blanks`]), or from the
+//!   previous mapped line's when the map is the same ([`Layout`]: `go test` pads its
+//!   columns);
 //! - a number of up to eight bytes is read as one word ([`Digits::field_f64`]);
 //! - each unit is compared in one masked load with the previous line's unit in the same
-//!   place, and the result's slot, which already holds that unit, gets the new numbers.
+//!   place;
+//!
+//! and the line's shape is learned for the lines after it. Either way, the result's slot,
+//! which already holds the unit, gets the new numbers.
 //!
 //! At the first thing out of the ordinary (a sign, an exponent, a long number, new units,
 //! a control or non-ASCII byte, anything that is an error) it gives up, and the general
@@ -21,7 +32,7 @@ use std::io::BufRead;
 use super::blanks::Fields;
 use super::current::{BenchResult, Tidied, parse_general_line};
 use super::lines::{Line, LineError, Lines};
-use super::number::{Digits, WordNumber};
+use super::number::{Digits, WordNumber, WordPair};
 use super::shape::Shape;
 
 /// The most fields a line may have to take the fast path: a name, a count and 15 values.
@@ -40,6 +51,17 @@ pub(super) struct Layout {
     bounds: [u32; 2 * MAX_FIELDS],
     /// How many of `bounds` are set.
     count: usize,
+}
+
+impl Default for Layout {
+    fn default() -> Self {
+        Layout {
+            words: [0; 2],
+            len: 0,
+            bounds: [0; 2 * MAX_FIELDS],
+            count: 0,
+        }
+    }
 }
 
 impl Layout {
@@ -85,20 +107,10 @@ pub(super) struct FastPath {
     shape: Shape,
     name_end: usize,
     iters: WordNumber,
-    values: [WordNumber; MAX_VALUES],
-    /// How many of `values` the shape has.
+    /// The values, two by two (the last one twice for an odd count).
+    values: [WordPair; MAX_VALUES.div_ceil(2)],
+    /// How many values the shape has.
     count: usize,
-}
-
-impl Default for Layout {
-    fn default() -> Self {
-        Layout {
-            words: [0; 2],
-            len: 0,
-            bounds: [0; 2 * MAX_FIELDS],
-            count: 0,
-        }
-    }
 }
 
 impl Default for FastPath {
@@ -108,7 +120,7 @@ impl Default for FastPath {
             shape: Shape::default(),
             name_end: 0,
             iters: WordNumber::default(),
-            values: [WordNumber::default(); MAX_VALUES],
+            values: [WordPair::default(); MAX_VALUES.div_ceil(2)],
             count: 0,
         }
     }
@@ -160,13 +172,17 @@ impl FastPath {
             return;
         };
         // The values, each followed by its unit (which is fixed).
+        let mut values = [WordNumber::default(); MAX_VALUES];
         let mut count = 0;
-        for (i, slot) in (4..bounds.len()).step_by(4).zip(&mut self.values) {
+        for (i, slot) in (4..bounds.len()).step_by(4).zip(&mut values) {
             let Some(value) = number(i) else {
                 return;
             };
             *slot = value;
             count += 1;
+        }
+        for (pair, two) in self.values.iter_mut().zip(values[..count].chunks(2)) {
+            *pair = WordPair::new(&two[0], two.last().expect("one or two"));
         }
         let values = (4..bounds.len()).step_by(4).map(|i| at(i)..at(i + 1));
         let varying = [b"Benchmark".len()..at(1), at(2)..at(3)];
@@ -176,32 +192,32 @@ impl FastPath {
     }
 
     /// Reads `line`, which has the learned shape, into `result`; false if the general
-    /// parser must read it (a number that is not plain digits with the point in place, or
-    /// hints and slots set up for other units). The units are the learned line's, which
-    /// matched the hints: they are not compared again.
+    /// parser must read it (a number that is not plain digits with the point in place, or a
+    /// slot set up for the value tidied where it is now not, or the other way round). The
+    /// shape fixes `Benchmark`, the blanks and the units: they are the learned line's,
+    /// which matched the hints, and are not compared again.
     #[inline(always)]
     fn read_shaped(&self, line: &[u8], result: &mut BenchResult, hints: &[Tidied]) -> bool {
         let Some(iters) = self.iters.int(line) else {
             return false;
         };
-        let values = &self.values[..self.count];
-        if values.len() > hints.len() || values.len() > result.values.len() {
+        let n = self.count;
+        if n > hints.len() || n > result.values.len() {
             return false;
         }
-        for ((number, t), slot) in values.iter().zip(hints).zip(&mut result.values) {
-            let Some(value) = number.f64(line) else {
+        let (hints, slots) = (&hints[..n], &mut result.values[..n]);
+        for (i, pair) in (0..n).step_by(2).zip(&self.values) {
+            let Some([a, b]) = pair.f64s(line) else {
                 return false;
             };
-            if !t.store_in_place(slot, value) {
+            if !hints[i].store_in_place(&mut slots[i], a) {
+                return false;
+            }
+            if i + 1 < n && !hints[i + 1].store_in_place(&mut slots[i + 1], b) {
                 return false;
             }
         }
-        finish(
-            result,
-            values.len(),
-            iters,
-            &line[b"Benchmark".len()..self.name_end],
-        );
+        finish(result, n, iters, &line[b"Benchmark".len()..self.name_end]);
         true
     }
 }

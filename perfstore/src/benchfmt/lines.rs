@@ -16,7 +16,8 @@ pub const MAX_LINE: usize = 64 * 1024 - 1;
 /// Lines are returned as borrowed slices of the reader's own buffer whenever they lie inside
 /// it (always, for an in-memory `&[u8]`), and only copied when a line straddles two refills.
 /// One trailing `\r` is removed, as Go's `ScanLines` does. Each line comes with its blank
-/// map when it is plain (see [`BlankMap`]), built in the same pass that finds its end.
+/// map when it is plain (see [`BlankMap`]), built in the same pass that finds its end, unless
+/// it has the [`Shape`] the caller expects: then finding its end and checking it is all.
 #[derive(Debug)]
 pub(crate) struct Lines<R> {
     inner: R,
