@@ -20,17 +20,29 @@ struct Chunk {
     special: u32,
 }
 
+/// `bytes` (16 of them) as a vector.
+#[inline(always)]
+pub(super) fn load(bytes: &[u8]) -> i8x16 {
+    let bytes: [u8; 16] = bytes.try_into().expect("16 bytes");
+    i8x16::new(bytes.map(|b| b as i8))
+}
+
+/// All ones in each byte of `v` below `!` or above DEL: blanks, control characters and
+/// non-ASCII bytes. Signed bytes: everything at or above 0x80 is negative, so one
+/// comparison finds them all.
+#[inline(always)]
+pub(super) fn special(v: i8x16) -> i8x16 {
+    v.simd_lt(i8x16::splat(0x21))
+}
+
 impl Chunk {
     #[inline(always)]
     fn of(bytes: &[u8]) -> Chunk {
-        let bytes: [u8; 16] = bytes.try_into().expect("16 bytes");
-        let v = i8x16::new(bytes.map(|b| b as i8));
+        let v = load(bytes);
         let blank = v.simd_eq(i8x16::splat(b' ' as i8)) | v.simd_eq(i8x16::splat(b'\t' as i8));
         Chunk {
             blank: blank.to_bitmask(),
-            // Signed bytes: everything at or above 0x80 is negative, so one comparison
-            // finds the control characters and the non-ASCII bytes together.
-            special: v.simd_lt(i8x16::splat(0x21)).to_bitmask(),
+            special: special(v).to_bitmask(),
         }
     }
 

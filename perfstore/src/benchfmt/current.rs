@@ -544,7 +544,8 @@ fn lookup_unit(recent: &mut Vec<Tidied>, unit: &[u8]) -> Tidied {
 
 /// Parses a line starting with `Benchmark` into `result`, whatever it holds: split into
 /// fields, then each field parsed. `Ok(false)`: the `go test -v` banner, skipped silently.
-/// `Err`: upstream's message. Plain lines are first offered to [`super::fast_line`].
+/// `Err`: upstream's message. The reader calls it for the lines [`super::fast_line`]
+/// declines.
 pub(super) fn parse_general_line(
     line: &[u8],
     result: &mut BenchResult,

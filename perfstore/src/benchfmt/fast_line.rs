@@ -8,7 +8,8 @@
 //! A line like the last one read here (most lines: the runs of a benchmark differ only in
 //! their numbers and names) is recognised by its [`Shape`] while the line splitter looks
 //! for it, in one SIMD pass that also settles its fields and units; its numbers are then
-//! read, each as one word, from where the last line had them ([`WordNumber`]).
+//! read, each as one word, from where the last line had them, the values two at a time
+//! ([`WordNumber`], [`WordPair`]).
 //!
 //! Any other line is split and mapped, then:
 //!
@@ -31,20 +32,20 @@ use std::io::BufRead;
 
 use super::blanks::Fields;
 use super::current::{BenchResult, Tidied, parse_general_line};
-use super::lines::{Line, LineError, Lines};
+use super::lines::{Kind, Line, LineError, Lines};
 use super::number::{Digits, WordNumber, WordPair};
 use super::shape::Shape;
 
 /// The most fields a line may have to take the fast path: a name, a count and 15 values.
 const MAX_FIELDS: usize = 32;
 
-/// The last plain benchmark line's layout: its blank map and where its fields start and
+/// The last mapped benchmark line's layout: its blank map and where its fields start and
 /// end. `go test` pads its columns, so the runs of a benchmark usually share a layout; a
-/// line with the same map (two words compared) reuses the bounds instead of walking them.
+/// line with the same map (four words compared) reuses the bounds instead of walking them.
 #[derive(Debug)]
 pub(super) struct Layout {
-    /// The blank map, for lines of up to 128 bytes (longer ones are walked every time).
-    words: [u64; 2],
+    /// The blank map, for lines of up to 256 bytes (longer ones are walked every time).
+    words: [u64; 4],
     /// The line's length; zero when nothing is cached.
     len: usize,
     /// Field starts at even indices, ends at odd ones.
@@ -56,7 +57,7 @@ pub(super) struct Layout {
 impl Default for Layout {
     fn default() -> Self {
         Layout {
-            words: [0; 2],
+            words: [0; 4],
             len: 0,
             bounds: [0; 2 * MAX_FIELDS],
             count: 0,
@@ -65,17 +66,19 @@ impl Default for Layout {
 }
 
 impl Layout {
-    /// The bounds of the fields of a line of `len` bytes with blank map `blanks`; `None`
-    /// if it has more than [`MAX_FIELDS`].
+    /// The bounds of the fields of a line of `len` bytes with blank map `blanks`, and
+    /// whether they are the previous line's (the same map); `None` if the line has more than
+    /// [`MAX_FIELDS`].
     #[inline(always)]
-    fn bounds(&mut self, blanks: &[u64], len: usize) -> Option<&[u32]> {
-        let words = match *blanks {
-            [a] => [a, !0],
-            [a, b] => [a, b],
-            _ => [0; 2],
-        };
-        let cacheable = blanks.len() <= 2;
-        if !(cacheable && len == self.len && words == self.words) {
+    fn bounds(&mut self, blanks: &[u64], len: usize) -> Option<(&[u32], bool)> {
+        // Past the line, the map is all blanks.
+        let mut words = [!0; 4];
+        let cacheable = blanks.len() <= words.len();
+        if cacheable {
+            words[..blanks.len()].copy_from_slice(blanks);
+        }
+        let reused = cacheable && len == self.len && words == self.words;
+        if !reused {
             // Empty until the walk completes: `len` zero matches no benchmark line.
             self.len = 0;
             let mut fields = Fields::new(blanks, len);
@@ -90,12 +93,13 @@ impl Layout {
                 (self.words, self.len) = (words, len);
             }
         }
-        Some(&self.bounds[..self.count])
+        Some((&self.bounds[..self.count], reused))
     }
 }
 
-/// The most values a line may have to take the fast path.
-const MAX_VALUES: usize = (2 * MAX_FIELDS - 4) / 4;
+/// The most values a line may have to take the fast path: its fields less the name and
+/// the count, a value and a unit each.
+const MAX_VALUES: usize = (MAX_FIELDS - 2) / 2;
 
 /// Reader N's fast path: the last line's layout, and the shape of the last line it read
 /// from its blank map, with where that line's name ends and its numbers are.
@@ -128,7 +132,7 @@ impl Default for FastPath {
 
 impl FastPath {
     /// The next line of `lines`, and whether it was an ordinary benchmark line that is now
-    /// read into `result` (see [`parse`]); the general parser must read any other line.
+    /// read into `result` (see [`read`]); the general parser must read any other line.
     #[inline(always)]
     pub(super) fn next_line<'a, R: BufRead>(
         &mut self,
@@ -139,16 +143,23 @@ impl FastPath {
         let Some(line) = lines.next_line_shaped(Some(&self.shape))? else {
             return Ok(None);
         };
-        let taken = if line.shaped {
-            self.read_shaped(line.bytes, result, hints)
-        } else if line.bytes.starts_with(b"Benchmark")
-            && let Some(blanks) = line.blanks
-            && parse(line.bytes, blanks, &mut self.layout, result, hints)
-        {
-            self.learn(line.bytes);
-            true
-        } else {
-            false
+        let taken = match line.kind {
+            Kind::Shaped => self.read_shaped(line.bytes, result, hints),
+            Kind::Mapped(blanks) if line.bytes.starts_with(b"Benchmark") => {
+                match self.layout.bounds(blanks, line.bytes.len()) {
+                    Some((bounds, reused)) if read(line.bytes, bounds, result, hints) => {
+                        // A shape is learned from the second of two lines alike, not from
+                        // every line: in a file whose lines all differ from their
+                        // neighbours, learning would cost more than it saves.
+                        if reused {
+                            self.learn(line.bytes);
+                        }
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            Kind::Mapped(_) | Kind::Other => false,
         };
         Ok(Some((line, taken)))
     }
@@ -171,18 +182,20 @@ impl FastPath {
         let Some(iters) = number(2) else {
             return;
         };
-        // The values, each followed by its unit (which is fixed).
-        let mut values = [WordNumber::default(); MAX_VALUES];
-        let mut count = 0;
-        for (i, slot) in (4..bounds.len()).step_by(4).zip(&mut values) {
-            let Some(value) = number(i) else {
+        // The values (each followed by its unit, which is fixed), two by two; the read
+        // that just took the line saw 4 + 4k bounds, k ≤ MAX_VALUES.
+        let count = (bounds.len() - 4) / 4;
+        for (pair, i) in self.values.iter_mut().zip((4..bounds.len()).step_by(8)) {
+            let a = number(i);
+            let b = if i + 4 < bounds.len() {
+                number(i + 4)
+            } else {
+                a
+            };
+            let (Some(a), Some(b)) = (a, b) else {
                 return;
             };
-            *slot = value;
-            count += 1;
-        }
-        for (pair, two) in self.values.iter_mut().zip(values[..count].chunks(2)) {
-            *pair = WordPair::new(&two[0], two.last().expect("one or two"));
+            *pair = WordPair::new(&a, &b);
         }
         let values = (4..bounds.len()).step_by(4).map(|i| at(i)..at(i + 1));
         let varying = [b"Benchmark".len()..at(1), at(2)..at(3)];
@@ -222,26 +235,9 @@ impl FastPath {
     }
 }
 
-/// Parses `line` (which starts with `Benchmark`) into `result` if it is an ordinary,
-/// well-formed benchmark line whose blank map is `blanks`; false if the general parser
+/// Reads `line` (which starts with `Benchmark`), whose fields are at `bounds`, into
+/// `result` if it is an ordinary, well-formed benchmark line; false if the general parser
 /// must read it.
-///
-/// Always inlined into the reader's loop: as a call, it costs a twentieth of its time.
-#[inline(always)]
-fn parse(
-    line: &[u8],
-    blanks: &[u64],
-    layout: &mut Layout,
-    result: &mut BenchResult,
-    hints: &[Tidied],
-) -> bool {
-    let Some(bounds) = layout.bounds(blanks, line.len()) else {
-        return false;
-    };
-    read(line, bounds, result, hints)
-}
-
-/// Reads `line`, whose fields are at `bounds`, into `result`, as [`parse`] does.
 #[inline(always)]
 fn read(line: &[u8], bounds: &[u32], result: &mut BenchResult, hints: &[Tidied]) -> bool {
     // A name, a count, then values each with a unit: 4 + 4k bounds, k ≥ 1. Anything else
@@ -355,7 +351,7 @@ fn assert_agrees_in(mut lines: Lines<impl BufRead>) -> Taken {
         }
         let line_bytes = line.bytes;
         if took {
-            if line.shaped {
+            if line.kind == Kind::Shaped {
                 taken.shaped += 1;
             } else {
                 taken.mapped += 1;
@@ -410,8 +406,11 @@ mod tests {
         let (mut fast, mut units, mut hints) = (BenchResult::default(), Vec::new(), Vec::new());
         let _ = parse_general_line(before, &mut fast, &mut units, &mut hints, &mut Vec::new());
         let mut map = BlankMap::default();
-        let taken =
-            map.map(line) && parse(line, map.words(), &mut Layout::default(), &mut fast, &hints);
+        let taken = map.map(line) && {
+            let mut layout = Layout::default();
+            let bounds = layout.bounds(map.words(), line.len());
+            bounds.is_some_and(|(bounds, _)| read(line, bounds, &mut fast, &hints))
+        };
         let (ok, general) = general(line);
         (taken.then_some(fast), ok, general)
     }
@@ -453,17 +452,31 @@ mod tests {
                 input.extend_from_slice(b"goos: linux\n");
             }
         }
-        // Every line but the first, which sets the units up. Two are split and mapped: the
-        // second, and the one where `64 * i` gets a fourth digit; the others have the shape
-        // of the line before them (the configuration lines between do not matter).
+        // Every line but the first, which sets the units up. Three are split and mapped:
+        // the second (laid out as the first, so its shape is learned), and the two from
+        // where `64 * i` gets a fourth digit (a shape is learned from the second of two
+        // lines alike); the others have the shape of the line before them (the
+        // configuration lines between do not matter).
         let taken = assert_agrees(&input);
         assert_eq!(
             taken,
             Taken {
-                mapped: 2,
-                shaped: 17
+                mapped: 3,
+                shaped: 16
             }
         );
+        // The same with `\r\n` line endings.
+        let crlf: Vec<u8> = input
+            .iter()
+            .flat_map(|&b| {
+                if b == b'\n' {
+                    vec![b'\r', b'\n']
+                } else {
+                    vec![b]
+                }
+            })
+            .collect();
+        assert_eq!(assert_agrees(&crlf), taken);
     }
 
     #[test]
@@ -595,7 +608,7 @@ mod tests {
     /// Runs of lines of one shape, as `go test -count=N` prints them: the name and the
     /// numbers change, their widths and the rest do not; sometimes a byte anywhere is
     /// replaced by one that may break the shape (a sign, a point, a blank, anything). Each
-    /// line ends with its newline, as in a file.
+    /// line ends with its newline, as in a file, sometimes `\r\n`.
     fn shaped_lines() -> impl Strategy<Value = Vec<Vec<u8>>> {
         // Mostly what the fast path reads (numbers of up to eight bytes, ordinary units
         // and blanks), sometimes what it must decline.
@@ -625,6 +638,7 @@ mod tests {
                     .iter()
                     .map(|(width, point, ..)| digits(*width, *point))
                     .collect::<Vec<_>>(),
+                prop::bool::weighted(0.2),
                 prop_oneof![
                     6 => Just(None),
                     1 => (any::<prop::sample::Index>(), prop_oneof![
@@ -633,8 +647,8 @@ mod tests {
                 ],
             );
             let values = std::sync::Arc::new(values);
-            prop::collection::vec(line, 1..16).prop_map(move |lines| {
-                let lines = lines.into_iter().map(|(name, count, numbers, edit)| {
+            prop::collection::vec(line, 2..16).prop_map(move |lines| {
+                let lines = lines.into_iter().map(|(name, count, numbers, crlf, edit)| {
                     let mut line = b"Benchmark".to_vec();
                     line.extend(name);
                     line.push(b'\t');
@@ -649,7 +663,7 @@ mod tests {
                         let at = at.index(line.len());
                         line[at] = byte;
                     }
-                    line.push(b'\n');
+                    line.extend_from_slice(if crlf { b"\r\n" } else { b"\n" });
                     line
                 });
                 lines.collect()

@@ -38,11 +38,19 @@ pub(crate) struct Line<'a> {
     pub(crate) no: usize,
     /// The line, without its newline and one `\r` before it.
     pub(crate) bytes: &'a [u8],
-    /// The line's blank map if the line is plain: printable ASCII, spaces and tabs only.
-    /// `None` also for a line that has the shape asked for (it is not mapped).
-    pub(crate) blanks: Option<&'a [u64]>,
-    /// Whether the line has the shape [`Lines::next_line_shaped`] was given.
-    pub(crate) shaped: bool,
+    /// What the splitter found out about the line's bytes.
+    pub(crate) kind: Kind<'a>,
+}
+
+/// What [`Lines`] found out about a line's bytes while splitting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind<'a> {
+    /// It has the shape [`Lines::next_line_shaped`] was given (so it is plain); not mapped.
+    Shaped,
+    /// Plain (printable ASCII, spaces and tabs only), with its blank map.
+    Mapped(&'a [u64]),
+    /// Not plain.
+    Other,
 }
 
 /// Why [`Lines::next_line`] stopped.
@@ -82,7 +90,7 @@ impl<R: BufRead> Lines<R> {
     }
 
     /// The next line, or `None` at the end of input; if it has `shape`, it is not mapped and
-    /// comes back [`Line::shaped`].
+    /// comes back [`Kind::Shaped`].
     #[inline(always)]
     pub(crate) fn next_line_shaped(
         &mut self,
@@ -93,18 +101,21 @@ impl<R: BufRead> Lines<R> {
             self.pending = 0;
         }
         let avail = self.inner.fill_buf().map_err(LineError::Io)?;
-        // The steady state of a benchmark file: a line like the last one. Its newline is
-        // where the shape says; an earlier one would be a byte the shape rejects.
+        // The steady state of a benchmark file: a line like the last one. Its newline (or
+        // `\r\n`) is where the shape says; an earlier one would be a byte the shape rejects.
         let (end, shaped) = if let Some(shape) = shape
             && let Some(len) = shape.len()
-            && avail.get(len) == Some(&b'\n')
+            && let Some(newline) = match avail.get(len..) {
+                Some([b'\n', ..]) => Some(len),
+                Some([b'\r', b'\n', ..]) => Some(len + 1),
+                _ => None,
+            }
             && shape.matches(&avail[..len])
         {
-            // Plain, but not mapped: no blank map to hand out.
             let end = LineEnd {
-                newline: len,
+                newline,
                 len,
-                plain: false,
+                plain: true,
             };
             (end, true)
         } else {
@@ -120,11 +131,15 @@ impl<R: BufRead> Lines<R> {
         // The buffer is unconsumed, so this returns the same bytes without I/O. (The first
         // borrow cannot be returned: it would stay borrowed on the other path.)
         let line = &self.inner.fill_buf().map_err(LineError::Io)?[..end.len];
+        let kind = match (shaped, end.plain) {
+            (true, _) => Kind::Shaped,
+            (false, true) => Kind::Mapped(self.map.words()),
+            (false, false) => Kind::Other,
+        };
         Ok(Some(Line {
             no: self.line_no,
             bytes: line,
-            blanks: end.plain.then_some(self.map.words()),
-            shaped,
+            kind,
         }))
     }
 
@@ -183,12 +198,14 @@ impl<R: BufRead> Lines<R> {
             None => &self.spill[..],
         };
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let plain = self.map.map(line);
+        let kind = match self.map.map(line) {
+            true => Kind::Mapped(self.map.words()),
+            false => Kind::Other,
+        };
         Ok(Some(Line {
             no: self.line_no,
             bytes: line,
-            blanks: plain.then_some(self.map.words()),
-            shaped: false,
+            kind,
         }))
     }
 }

@@ -194,7 +194,7 @@ pub(crate) struct WordNumber {
     point: u64,
     /// The bytes of the word up to and including the point; zero without a point.
     through_point: u64,
-    /// How many digits follow the point.
+    /// How many digits follow the point; zero without a point.
     frac: usize,
 }
 
@@ -207,9 +207,10 @@ fn word_at(b: &[u8], end: usize) -> Option<u64> {
 }
 
 impl WordNumber {
-    /// How to read `b[start..end]` if it is one to eight bytes of digits with at most one
-    /// `.` (not a lone one), and eight bytes into `b`; `None` otherwise: a longer field
-    /// must be scanned, and anything else is no plain number.
+    /// How to read `b[start..end]` if it is one to eight bytes with at most one `.` (not a
+    /// lone one), eight bytes into `b`; `None` otherwise (a longer field must be scanned).
+    /// Whether the other bytes are digits is for [`WordNumber::f64`] and
+    /// [`WordNumber::int`] to check, in this line and in others.
     #[inline(always)]
     pub(crate) fn of(b: &[u8], start: usize, end: usize) -> Option<WordNumber> {
         let len = end.wrapping_sub(start);
@@ -235,7 +236,7 @@ impl WordNumber {
             number.through_point = u64::MAX >> (8 * (7 - point));
             number.frac = 7 - point;
         }
-        number.mantissa(b).map(|_| number)
+        Some(number)
     }
 
     /// The digits of the field this describes, in `b`, as one integer (the point dropped);
@@ -262,8 +263,13 @@ impl WordNumber {
         Some(if self.point == 0 {
             m
         } else {
-            m / POW10[self.frac & 7]
+            m / self.divisor()
         })
+    }
+
+    /// `10^frac`: one without a point.
+    fn divisor(&self) -> f64 {
+        POW10[self.frac & 7]
     }
 
     /// The field in `b` as `strconv.Atoi` reads it; `None` as for
@@ -287,7 +293,7 @@ pub(crate) struct WordPair {
     field: u64x2,
     point: u64x2,
     through_point: u64x2,
-    /// `10^frac`; one without a point.
+    /// [`WordNumber::divisor`]s.
     divisor: f64x2,
 }
 
@@ -300,13 +306,12 @@ impl Default for WordPair {
 impl WordPair {
     /// `a` and `b`, to be read together (`b` may be `a` again, for an odd count).
     pub(crate) fn new(a: &WordNumber, b: &WordNumber) -> WordPair {
-        let divisor = |n: &WordNumber| if n.point == 0 { 1.0 } else { POW10[n.frac & 7] };
         WordPair {
             end: [a.end, b.end],
             field: u64x2::new([a.field, b.field]),
             point: u64x2::new([a.point, b.point]),
             through_point: u64x2::new([a.through_point, b.through_point]),
-            divisor: f64x2::new([divisor(a), divisor(b)]),
+            divisor: f64x2::new([a.divisor(), b.divisor()]),
         }
     }
 

@@ -9,15 +9,17 @@
 //! where the learned line has them, and the same text in each fixed field.
 //!
 //! Checking that is one SIMD pass of a few operations per 16 bytes, with no bitmap built and
-//! no field boundary searched: about a third of what splitting the line and walking its
-//! fields costs ([`super::blanks`]), and it also settles that the units are unchanged.
+//! no field boundary searched (as splitting the line does, [`super::blanks`]), and it also
+//! settles that the units are unchanged.
 
 use std::ops::Range;
 
 use wide::i8x16;
 
+use super::blanks::{load, special};
+
 /// The longest line a shape is learned for.
-pub(crate) const MAX_SHAPED: usize = 256;
+const MAX_SHAPED: usize = 256;
 
 /// How many 16-byte chunks cover the longest shaped line.
 const CHUNKS: usize = MAX_SHAPED / 16;
@@ -54,10 +56,7 @@ impl Pattern {
     #[inline(always)]
     fn differs(&self, chunk: &[u8]) -> i8x16 {
         let v = load(chunk);
-        // Signed bytes: at or above 0x80 is negative, so one comparison finds blanks,
-        // controls and non-ASCII bytes together (as `blanks::Chunk` does).
-        let special = v.simd_lt(i8x16::splat(0x21));
-        ((v ^ self.bytes) & self.fixed) | (special & self.varying)
+        ((v ^ self.bytes) & self.fixed) | (special(v) & self.varying)
     }
 }
 
@@ -68,13 +67,6 @@ impl Default for Shape {
             chunks: [Pattern::NONE; CHUNKS],
         }
     }
-}
-
-/// `bytes` (16 of them) as a vector.
-#[inline(always)]
-fn load(bytes: &[u8]) -> i8x16 {
-    let bytes: [u8; 16] = bytes.try_into().expect("16 bytes");
-    i8x16::new(bytes.map(|b| b as i8))
 }
 
 impl Shape {
