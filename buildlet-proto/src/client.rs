@@ -36,6 +36,11 @@ use crate::error::{Error, Result};
 pub const EXEC_HEADER_LIMIT: Duration = Duration::from_secs(20);
 /// `Status` and `WorkDir` header limit.
 pub const STATUS_HEADER_LIMIT: Duration = Duration::from_secs(20);
+/// How long past an exec's `timeout` the client waits before it closes the connection
+/// itself: our buildlet reports its own timeout (with output and a `Process-State`) at
+/// the deadline; upstream's ignores the form value and kills the process group only when
+/// the client goes away, so the client's deadline is what enforces the limit there.
+pub const EXEC_DEADLINE_GRACE: Duration = Duration::from_secs(5);
 /// `ConnectSSH` limit for dial plus upgrade.
 pub const CONNECT_SSH_LIMIT: Duration = Duration::from_secs(15);
 /// `Close` (`/halt`) header limit.
@@ -504,12 +509,24 @@ impl BuildletClient for HttpClient {
         req: ExecRequest,
         mut output: Box<dyn AsyncWrite + Send + Unpin>,
     ) -> Result<ProcessState> {
-        let resp = self
-            .post_form("/exec", req.to_form(), Some(EXEC_HEADER_LIMIT))
-            .await?;
-        let trailers = tokio::select! {
-            r = drain_into(resp, &mut *output) => r?,
-            _ = self.inner.dead.cancelled() => return Err(Error::Dead),
+        let deadline = (req.timeout_secs > 0)
+            .then(|| Duration::from_secs(req.timeout_secs).saturating_add(EXEC_DEADLINE_GRACE));
+        let run = async {
+            let resp = self
+                .post_form("/exec", req.to_form(), Some(EXEC_HEADER_LIMIT))
+                .await?;
+            tokio::select! {
+                r = drain_into(resp, &mut *output) => r,
+                _ = self.inner.dead.cancelled() => Err(Error::Dead),
+            }
+        };
+        // Dropping the request at the deadline closes its connection: that is the signal
+        // upstream's buildlet acts on (it kills the command's process group).
+        let trailers = match deadline {
+            Some(d) => tokio::time::timeout(d, run)
+                .await
+                .map_err(|_| Error::ExecTimeout)??,
+            None => run.await?,
         };
         match trailers.as_ref().and_then(|t| t.get(PROCESS_STATE)) {
             Some(v) => Ok(ProcessState::from_trailer(&String::from_utf8_lossy(

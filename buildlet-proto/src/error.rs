@@ -27,7 +27,9 @@ pub enum Error {
     /// The heartbeat declared the buildlet dead, or the client was closed.
     #[error("buildlet: peer is dead or the client was closed")]
     Dead,
-    /// The exec deadline passed while output was streaming.
+    /// The exec's `timeout` (plus [`EXEC_DEADLINE_GRACE`](crate::client::EXEC_DEADLINE_GRACE))
+    /// passed before the command ended. The client closed the connection, which makes the
+    /// buildlet kill the command's process group: the buildlet itself is still usable.
     #[error("buildlet: timeout waiting for command to complete")]
     ExecTimeout,
     /// A reply could not be decoded.

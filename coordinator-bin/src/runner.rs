@@ -219,6 +219,15 @@ async fn attempt_once(
                 log.line(&format!("step failed: {why}"));
                 return Ok(State::Failed);
             }
+            Err(buildlet_proto::Error::ExecTimeout) => {
+                // The client closed the step's connection at its deadline; the buildlet
+                // killed the command, so the step failed and the machine is still good.
+                log.line(&format!(
+                    "step failed: timed out after {} s",
+                    builder.step_timeout_secs
+                ));
+                return Ok(State::Failed);
+            }
             Err(e) => {
                 lease.destroy();
                 return Err(AttemptError::Lost(e.to_string()));

@@ -142,6 +142,35 @@ fn dedup_env(env: Vec<String>) -> Vec<String> {
     out
 }
 
+/// One `path` element with `$PATH`, `$WORKDIR` and `$EMPTY` replaced wherever they stand
+/// in it (`$WORKDIR/go1.4/go/bin` included), left to right in one pass, as upstream's
+/// `strings.Replacer` does: a replacement's text is never scanned again.
+fn expand_path_element(elem: &str, orig_path: &str, workdir: &str) -> String {
+    const VARS: [&str; 3] = ["$PATH", "$WORKDIR", "$EMPTY"];
+    let mut out = String::with_capacity(elem.len());
+    let mut rest = elem;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at..];
+        match VARS.iter().find(|v| rest.starts_with(**v)) {
+            Some(&var) => {
+                out.push_str(match var {
+                    "$PATH" => orig_path,
+                    "$WORKDIR" => workdir,
+                    _ => "",
+                });
+                rest = &rest[var.len()..];
+            }
+            None => {
+                out.push('$');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The child's environment, in upstream's order (spec §4.4).
 fn build_env(st: &AppState, req: &ExecRequest, dir: &Path) -> Vec<String> {
     let w = &st.cfg.workdir;
@@ -154,6 +183,9 @@ fn build_env(st: &AppState, req: &ExecRequest, dir: &Path) -> Vec<String> {
             ))
         })
         .collect();
+    // Upstream sets WORKDIR in the buildlet's own environment at start, so every child
+    // inherits it and a request's env may still override it.
+    env.push(format!("WORKDIR={}", w.display()));
     let bootstrap = st.bootstrap.get_or_init(|| {
         let ours = w.join("go1.4");
         match std::env::var("GOROOT_BOOTSTRAP") {
@@ -187,12 +219,7 @@ fn build_env(st: &AppState, req: &ExecRequest, dir: &Path) -> Vec<String> {
         };
         let joined = elems
             .iter()
-            .map(|e| match e.as_str() {
-                "$PATH" => orig.clone(),
-                "$WORKDIR" => wd.clone(),
-                "$EMPTY" => String::new(),
-                other => other.to_owned(),
-            })
+            .map(|e| expand_path_element(e, &orig, &wd))
             .filter(|e| !e.is_empty())
             .collect::<Vec<_>>()
             .join(":");
@@ -431,3 +458,24 @@ impl hyper::body::Body for ExecBody {
 
 use std::future::Future;
 use tokio::io::{AsyncRead, ReadBuf};
+
+#[cfg(test)]
+mod tests {
+    use super::expand_path_element;
+
+    #[test]
+    fn path_variables_expand_anywhere_in_an_element() {
+        let x = |e| expand_path_element(e, "/usr/bin:/bin", "/w");
+        assert_eq!(x("$WORKDIR"), "/w");
+        assert_eq!(x("$WORKDIR/go1.4/go/bin"), "/w/go1.4/go/bin");
+        assert_eq!(x("/opt/$WORKDIR/x"), "/opt//w/x");
+        assert_eq!(x("$PATH"), "/usr/bin:/bin");
+        assert_eq!(x("a$EMPTYb"), "ab");
+        assert_eq!(x("$EMPTY"), "");
+        // Unknown variables and lone dollars stay as they are.
+        assert_eq!(x("$HOME/bin$"), "$HOME/bin$");
+        assert_eq!(x("$WORK"), "$WORK");
+        // A replacement's text is not scanned again.
+        assert_eq!(expand_path_element("$PATH", "$WORKDIR", "/w"), "$WORKDIR");
+    }
+}
