@@ -7,15 +7,14 @@
 //! kept in `<data>/master.key` unless the configuration names another file.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use pool::tls::ServerTls;
 use sha2::{Digest, Sha256};
 
 /// The certificate the reverse listener presents.
 pub struct Identity {
-    /// The TLS acceptor.
-    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// The TLS server.
+    pub acceptor: ServerTls,
     /// SHA-256 of the certificate (DER), colon-separated hex.
     pub fingerprint: String,
     /// The certificate as PEM, for buildlets' `--coordinator-ca`.
@@ -33,7 +32,6 @@ impl std::fmt::Debug for Identity {
 
 /// Loads `<dir>/cert.pem` and `<dir>/key.pem`, creating them on first use.
 pub fn load_or_create(dir: &Path) -> anyhow::Result<Identity> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     std::fs::create_dir_all(dir)?;
     let (cert_path, key_path, ca_path) = (
         dir.join("cert.pem"),
@@ -50,20 +48,14 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<Identity> {
     let cert_pem = std::fs::read_to_string(&cert_path)?;
     std::fs::write(&ca_path, &cert_pem)?;
     let der = pem_block(&cert_pem, "CERTIFICATE")?;
-    let key = pem_block(&std::fs::read_to_string(&key_path)?, "PRIVATE KEY")?;
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
-        )?;
+    let acceptor = ServerTls::from_pem(cert_pem.as_bytes(), &std::fs::read(&key_path)?)?;
     let fingerprint = Sha256::digest(&der)
         .iter()
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":");
     Ok(Identity {
-        acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        acceptor,
         fingerprint,
         ca_path,
     })

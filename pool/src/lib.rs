@@ -11,6 +11,7 @@
 //! - [`ledger`] accounts instances, CPUs and memory against limits.
 //! - [`providers`] has `local` (in-process buildlet servers on loopback, the embedded
 //!   default) and `reverse` (machines that dial in over revdial).
+//! - [`tls`] is the reverse front door's TLS server, which Go's buildlets can reach.
 //! - `conformance` (feature `conformance`) is the suite every provider passes.
 
 #[cfg(any(test, feature = "conformance"))]
@@ -20,6 +21,7 @@ pub mod lease;
 pub mod ledger;
 pub mod providers;
 pub mod queue;
+pub mod tls;
 
 use async_trait::async_trait;
 use dashboard_types::{BuildletWaitStatus, ReverseBuilderStatus};

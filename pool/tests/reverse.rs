@@ -9,12 +9,11 @@ use buildlet_proto::reverse::{ReverseConfig, tls_client_config};
 use dashboard_types::keys::{DEV_MASTER_KEY, builder_key};
 use pool::conformance::{Caps, run_all};
 use pool::providers::reverse::{Health, ReversePool, ReversePoolConfig};
+use pool::tls::ServerTls;
 use pool::{BuildletPool, LeaseRequest, SchedItem};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_rustls::rustls::pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
-};
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 
 struct Coordinator {
     pool: ReversePool,
@@ -29,11 +28,8 @@ async fn coordinator(tls: bool) -> Coordinator {
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     let ca_pem = cert.cert.pem();
     let der = CertificateDer::from(cert.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-    let server = tokio_rustls::rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![der.clone()], key)
-        .unwrap();
+    let server =
+        ServerTls::from_pem(ca_pem.as_bytes(), cert.key_pair.serialize_pem().as_bytes()).unwrap();
     let mut roots = tokio_rustls::rustls::RootCertStore::empty();
     roots.add(der).unwrap();
     let client = tokio_rustls::rustls::ClientConfig::builder()
@@ -49,7 +45,7 @@ async fn coordinator(tls: bool) -> Coordinator {
     let pool = ReversePool::new(cfg);
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    let acceptor = tls.then(|| tokio_rustls::TlsAcceptor::from(Arc::new(server)));
+    let acceptor = tls.then_some(server);
     let p = pool.clone();
     tokio::spawn(async move { p.serve(l, acceptor).await });
     Coordinator {

@@ -311,7 +311,7 @@ impl ReversePool {
     pub async fn serve(
         &self,
         listener: tokio::net::TcpListener,
-        tls: Option<tokio_rustls::TlsAcceptor>,
+        tls: Option<crate::tls::ServerTls>,
     ) {
         let pickup = self.pickup_service();
         loop {
