@@ -33,6 +33,9 @@ use crate::query::{Query, QueryError};
 use crate::store::{Store, UploadId};
 
 mod ui;
+mod unread_body;
+
+pub use unread_body::close_if_body_unread;
 
 /// Settings of the HTTP API.
 #[derive(Debug, Clone)]
@@ -75,6 +78,7 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .route("/ui/search", axum::routing::get(ui::search_page))
         .route("/ui/compare", axum::routing::get(ui::compare_page))
         .fallback(ui::index_page)
+        .layer(axum::middleware::from_fn(close_if_body_unread))
         .with_state(state)
 }
 
