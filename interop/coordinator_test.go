@@ -153,7 +153,7 @@ func TestUpstreamBuildletOnOurCoordinator(t *testing.T) {
 		"-halt=false", "-reboot=false", "-health-addr", freeAddr(t),
 	}, nil)
 
-	t.Run("registers_over_tls_with_a_host_port_server_name", func(t *testing.T) {
+	if !t.Run("registers_over_tls_with_a_host_port_server_name", func(t *testing.T) {
 		waitFor(t, "the upstream buildlet in /status", 60*time.Second, func() bool {
 			if b.exited() {
 				t.Fatalf("upstream buildlet exited:\n%s", b.out.String())
@@ -161,7 +161,9 @@ func TestUpstreamBuildletOnOurCoordinator(t *testing.T) {
 			_, s := c.get(t, "/status")
 			return strings.Contains(s, "upstream-interop")
 		})
-	})
+	}) {
+		t.Fatal("the upstream buildlet never registered; no build can run")
+	}
 	t.Run("a_build_runs_to_ok", func(t *testing.T) {
 		got, log := c.build(t, "rev-ok", 120*time.Second)
 		if got.State != "succeeded" || !strings.Contains(log, "hello from the source tree") {
