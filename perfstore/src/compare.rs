@@ -193,6 +193,9 @@ impl Summary {
         if self.center == 0.0 {
             return "0%".into();
         }
+        if !self.center.is_finite() {
+            return "?".into();
+        }
         if self.lo.signum() != self.center.signum() && self.lo != 0.0
             || self.hi.signum() != self.center.signum() && self.hi != 0.0
         {
@@ -203,10 +206,28 @@ impl Summary {
     }
 }
 
+/// `values` without NaN, sorted, and how many NaNs were left out. NaN (which Go's
+/// `b.ReportMetric` can emit) has no order, so no rank statistic can place it; ±∞ sort
+/// to the ends and are kept.
+fn ordered(values: &[f64]) -> (Vec<f64>, usize) {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| !v.is_nan()).collect();
+    sorted.sort_by(f64::total_cmp);
+    let nans = values.len() - sorted.len();
+    (sorted, nans)
+}
+
+/// The footnote for NaN values left out of a summary (none when there were none).
+fn nan_warning(nans: usize) -> Vec<String> {
+    match nans {
+        0 => Vec::new(),
+        1 => vec!["1 NaN value left out".into()],
+        n => vec![format!("{n} NaN values left out")],
+    }
+}
+
 /// Summarises a sample assuming nothing about its distribution.
 pub fn summarize(values: &[f64], confidence: f64) -> Summary {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
+    let (sorted, nans) = ordered(values);
     let n = sorted.len();
     let (lo, hi, _) = median_ci_orders(n, confidence);
     let lo_v = if lo == 0 {
@@ -219,7 +240,7 @@ pub fn summarize(values: &[f64], confidence: f64) -> Summary {
     } else {
         sorted[hi - 1]
     };
-    let mut warnings = Vec::new();
+    let mut warnings = nan_warning(nans);
     if lo_v.is_infinite() || hi_v.is_infinite() {
         warnings.push(match median_samples_needed(confidence) {
             Some(need) => {
@@ -238,22 +259,18 @@ pub fn summarize(values: &[f64], confidence: f64) -> Summary {
 
 /// Summarises a sample of a unit declared `assume=exact`: mode, [min, max].
 pub fn summarize_exact(values: &[f64]) -> Summary {
-    let mut sorted = values.to_vec();
-    sorted.sort_by(f64::total_cmp);
+    let (sorted, nans) = ordered(values);
     let mut best = (0usize, f64::NAN);
-    let mut i = 0;
-    while i < sorted.len() {
-        let j = sorted[i..].iter().take_while(|&&v| v == sorted[i]).count();
-        if j > best.0 {
-            best = (j, sorted[i]);
+    for run in sorted.chunk_by(|a, b| a == b) {
+        if run.len() > best.0 {
+            best = (run.len(), run[0]);
         }
-        i += j;
     }
     let (lo, hi) = (
         sorted.first().copied().unwrap_or(f64::NAN),
         sorted.last().copied().unwrap_or(f64::NAN),
     );
-    let mut warnings = Vec::new();
+    let mut warnings = nan_warning(nans);
     if lo != hi {
         warnings.push(format!(
             "exact distribution expected, but values range from {} to {}",
@@ -293,10 +310,11 @@ impl Comparison {
         if old == new {
             return "0.00%".into();
         }
-        if old == 0.0 {
+        let ratio = new / old;
+        if old == 0.0 || !ratio.is_finite() {
             return "?".into();
         }
-        format!("{:+.2}%", (new / old - 1.0) * 100.0)
+        format!("{:+.2}%", (ratio - 1.0) * 100.0)
     }
 
     /// The annotation: `p=0.PPP n=N` (or `n=N1+N2`), without `p=` when p is 0.
@@ -326,8 +344,8 @@ fn u_test_samples_needed(alpha: f64) -> Option<usize> {
 pub fn compare(old: &[f64], new: &[f64], alpha: f64) -> Comparison {
     let mut c = Comparison {
         p: 1.0,
-        n1: old.len(),
-        n2: new.len(),
+        n1: old.iter().filter(|v| !v.is_nan()).count(),
+        n2: new.iter().filter(|v| !v.is_nan()).count(),
         alpha,
         warnings: Vec::new(),
     };
@@ -363,6 +381,8 @@ pub fn compare_exact(old: &[f64], new: &[f64], alpha: f64) -> Comparison {
 
 /// The two-sided p-value of the Mann–Whitney U test.
 pub fn mann_whitney_p(x: &[f64], y: &[f64]) -> Result<f64, &'static str> {
+    let (x, _) = ordered(x);
+    let (y, _) = ordered(y);
     let (n1, n2) = (x.len(), y.len());
     if n1 == 0 || n2 == 0 {
         return Err("sample is too small");
@@ -376,19 +396,18 @@ pub fn mann_whitney_p(x: &[f64], y: &[f64]) -> Result<f64, &'static str> {
     if all.first().map(|a| a.0) == all.last().map(|a| a.0) {
         return Err("all samples are equal");
     }
-    // Average ranks for ties; collect tie sizes for the variance correction.
+    // Runs of equal values share their average rank; their sizes correct the variance
+    // and shape the exact distribution.
+    let runs: Vec<&[(f64, bool)]> = all.chunk_by(|a, b| a.0 == b.0).collect();
     let mut r1 = 0.0;
-    let mut ties = Vec::new();
-    let mut i = 0;
-    while i < all.len() {
-        let j = i + all[i..].iter().take_while(|a| a.0 == all[i].0).count();
-        let rank = (i + 1 + j) as f64 / 2.0;
-        r1 += rank * all[i..j].iter().filter(|a| a.1).count() as f64;
-        if j - i > 1 {
-            ties.push(j - i);
-        }
-        i = j;
+    let mut start = 0;
+    for run in &runs {
+        let end = start + run.len();
+        r1 += (start + 1 + end) as f64 / 2.0 * run.iter().filter(|a| a.1).count() as f64;
+        start = end;
     }
+    let groups: Vec<usize> = runs.iter().map(|r| r.len()).collect();
+    let ties: Vec<usize> = groups.iter().copied().filter(|&t| t > 1).collect();
     let u1 = r1 - (n1 * (n1 + 1)) as f64 / 2.0;
     let u2 = (n1 * n2) as f64 - u1;
     let u = u1.min(u2);
@@ -410,7 +429,6 @@ pub fn mann_whitney_p(x: &[f64], y: &[f64]) -> Result<f64, &'static str> {
             let k = u.floor() as usize;
             dist[..=k.min(dist.len() - 1)].iter().sum::<f64>() / total
         } else {
-            let groups = tie_groups(&all);
             u_cdf_with_ties(&groups, n1, u)
         };
         return Ok(2.0 * cdf);
@@ -427,21 +445,6 @@ pub fn mann_whitney_p(x: &[f64], y: &[f64]) -> Result<f64, &'static str> {
     // within half a step), as benchstat does.
     let z = ((mean - u).abs() - 0.5).abs() / var.sqrt();
     Ok(erfc(z / std::f64::consts::SQRT_2).min(1.0))
-}
-
-/// The sizes of the runs of equal values in `sorted` (1 for a value without ties).
-fn tie_groups(sorted: &[(f64, bool)]) -> Vec<usize> {
-    let mut groups = Vec::new();
-    let mut i = 0;
-    while i < sorted.len() {
-        let t = sorted[i..]
-            .iter()
-            .take_while(|a| a.0 == sorted[i].0)
-            .count();
-        groups.push(t);
-        i += t;
-    }
-    groups
 }
 
 /// P(U ≤ `u`) for the first sample's U statistic when `n1` of the values, whose runs of
@@ -611,7 +614,14 @@ pub fn common_scale(values: &[f64], class: UnitClass) -> impl Fn(f64) -> String 
         }
     }
     let (prec, factor, prefix) = chosen;
-    move |v: f64| format!("{:.*}{}", prec, v / factor, prefix)
+    move |v: f64| {
+        if v.is_finite() {
+            format!("{:.*}{}", prec, v / factor, prefix)
+        } else {
+            // Go's spelling, without a scale prefix that would read as part of it.
+            crate::benchfmt::format_go_float(v)
+        }
+    }
 }
 
 /// One (table, unit) of a comparison, in first-seen order.
@@ -1025,5 +1035,59 @@ mod tests {
         assert_eq!(f(0.0), "0.000");
         let f = common_scale(&[1.15 * 1073741824.0], UnitClass::Binary);
         assert_eq!(f(1.15 * 1073741824.0), "1.150Gi");
+    }
+
+    /// Runs `f` on another thread and fails if it has not returned within 20 s: a hang
+    /// must fail the test, not stall the run.
+    fn within_20s<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(f()));
+        rx.recv_timeout(std::time::Duration::from_secs(20))
+            .expect("the comparison did not finish: a value made it loop")
+    }
+
+    #[test]
+    fn nan_and_infinities_neither_hang_nor_panic() {
+        let old = "BenchmarkN-2 1 NaN ns/op\nBenchmarkN-2 1 5 ns/op\nBenchmarkN-2 1 6 ns/op\n\
+                   BenchmarkM-2 1 NaN x/op\nBenchmarkM-2 1 NaN x/op\n";
+        let new = "BenchmarkN-2 1 +Inf ns/op\nBenchmarkN-2 1 7 ns/op\nBenchmarkN-2 1 NaN ns/op\n\
+                   BenchmarkM-2 1 -Inf x/op\nBenchmarkM-2 1 3 x/op\n";
+        let table = within_20s(move || {
+            benchstat(
+                &[
+                    Input {
+                        label: "old".into(),
+                        data: old.into(),
+                    },
+                    Input {
+                        label: "new".into(),
+                        data: new.into(),
+                    },
+                ],
+                &Options::default(),
+            )
+        });
+        assert!(table.contains("1 NaN value left out"), "{table}");
+        assert!(table.contains("2 NaN values left out"), "{table}");
+        // The NaN is not counted as a sample.
+        assert!(table.contains("n=2+1") || table.contains("n=2"), "{table}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn statistics_take_any_values(
+            x in proptest::collection::vec(proptest::num::f64::ANY, 0..30),
+            y in proptest::collection::vec(proptest::num::f64::ANY, 0..30),
+        ) {
+            let (a, b) = (x.clone(), y.clone());
+            within_20s(move || {
+                let _ = summarize(&a, 0.95).pct_range();
+                let _ = summarize_exact(&a);
+                let c = compare(&a, &b, 0.05);
+                let _ = c.format_delta(summarize(&a, 0.95).center, summarize(&b, 0.95).center);
+                let _ = c.annotation();
+                let _ = mann_whitney_p(&a, &b);
+            });
+        }
     }
 }

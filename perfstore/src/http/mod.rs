@@ -45,6 +45,11 @@ pub struct ServerConfig {
     /// Base of the `viewurl` of upload responses (the ID is appended, URL-escaped), e.g.
     /// `https://perf.example.com/search?q=upload:`; `None` omits `viewurl`.
     pub view_url_base: Option<String>,
+    /// Comparisons computed at once; more wait their turn. Default: the number of CPUs.
+    pub max_concurrent_comparisons: usize,
+    /// Largest benchmark text one side of a comparison may gather, in bytes; a larger
+    /// one is refused with 413 (narrow the query).
+    pub max_compare_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +57,8 @@ impl Default for ServerConfig {
         ServerConfig {
             max_upload_bytes: 64 << 20,
             view_url_base: None,
+            max_concurrent_comparisons: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_compare_bytes: 64 << 20,
         }
     }
 }
@@ -61,16 +68,24 @@ impl Default for ServerConfig {
 pub struct User(pub String);
 
 #[derive(Debug)]
-struct AppState {
+pub(crate) struct AppState {
     store: Arc<dyn Store>,
     config: ServerConfig,
+    /// Permits for CPU-heavy work (comparisons), which runs on blocking threads so that
+    /// it can never stall the async workers that serve every other request.
+    cpu: Arc<tokio::sync::Semaphore>,
 }
 
 type Shared = Arc<AppState>;
 
 /// The API and UI over `store`.
 pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
-    let state = Arc::new(AppState { store, config });
+    let permits = config.max_concurrent_comparisons.max(1);
+    let state = Arc::new(AppState {
+        store,
+        config,
+        cpu: Arc::new(tokio::sync::Semaphore::new(permits)),
+    });
     Router::new()
         .route("/upload", axum::routing::any(upload))
         .route("/search", axum::routing::any(search))
@@ -430,19 +445,34 @@ impl<'a> Parts<'a> {
 }
 
 /// Compares the results of two queries with benchstat's defaults, for the UI.
-pub(crate) async fn compare_queries(
-    store: &dyn Store,
+pub(super) async fn compare_queries(
+    state: &AppState,
     old: &str,
     new: &str,
-) -> Result<String, String> {
+) -> Result<String, (StatusCode, String)> {
+    let bad = |e: &dyn std::fmt::Display| (StatusCode::BAD_REQUEST, e.to_string());
+    let limit = state.config.max_compare_bytes;
     let mut inputs = Vec::new();
     for (label, q) in [("old", old), ("new", new)] {
-        let query = Query::parse(q).map_err(|e| e.to_string())?;
-        let mut stream = store.search(&query).await.map_err(|e| e.to_string())?;
+        let query = Query::parse(q).map_err(|e| bad(&e))?;
+        let mut stream = state
+            .store
+            .search(&query)
+            .await
+            .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
         let mut printer = SearchPrinter::new();
         let mut text = Vec::new();
         while let Some(r) = stream.next().await {
-            text.extend(printer.print_record(&r.map_err(|e| e.to_string())?));
+            let r = r.map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            text.extend(printer.print_record(&r));
+            if text.len() > limit {
+                return Err((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the {label} query matches more than {limit} bytes of results; narrow it"
+                    ),
+                ));
+            }
         }
         inputs.push(compare::Input {
             label: label.to_string(),
@@ -455,5 +485,13 @@ pub(crate) async fn compare_queries(
             .to_vec(),
         ..compare::Options::default()
     };
-    Ok(compare::benchstat(&inputs, &options))
+    let _permit = state
+        .cpu
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|e| (StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+    tokio::task::spawn_blocking(move || compare::benchstat(&inputs, &options))
+        .await
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }

@@ -129,7 +129,7 @@ pub(super) async fn compare_page(
     State(state): State<Shared>,
     Params(p): Params<CompareParams>,
 ) -> Response {
-    match compare_queries(state.store.as_ref(), &p.old, &p.new).await {
+    match compare_queries(&state, &p.old, &p.new).await {
         Ok(table) => page(
             "Compare",
             &format!(
@@ -140,6 +140,6 @@ pub(super) async fn compare_page(
             ),
         )
         .into_response(),
-        Err(e) => go_error(StatusCode::BAD_REQUEST, e),
+        Err((status, e)) => go_error(status, e),
     }
 }
