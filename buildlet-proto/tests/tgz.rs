@@ -326,3 +326,90 @@ proptest! {
         prop_assert_eq!(snapshot(&dst.w), snapshot(src.path()));
     }
 }
+
+/// A special header that claims `size` bytes of zeros: gzip makes the claim cheap to
+/// send (2 MiB of zeros compress to about 2 KB).
+fn special_claiming(typeflag: u8, size: usize) -> Vec<u8> {
+    raw(b"././@LongLink", typeflag, b"", 0o644, &vec![0u8; size])
+}
+
+#[test]
+fn oversized_long_name_and_pax_headers_are_refused_before_they_are_read() {
+    for flag in [b'L', b'K', b'x', b'g'] {
+        let s = Sandbox::new();
+        let arc = tgz(&[
+            special_claiming(flag, 2 << 20),
+            raw(b"x", b'0', b"", 0o644, b"x"),
+        ]);
+        assert!(arc.len() < 64 << 10, "the test archive itself is small");
+        let e = s.extract(&arc).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("over the limit of 1048576"), "{msg}");
+        assert_eq!(e.status(), 400);
+        assert!(
+            !s.w.join("x").exists(),
+            "nothing after the refused header is written"
+        );
+    }
+    // Exactly at Go's limit is still accepted.
+    let s = Sandbox::new();
+    let mut name = format!("{}/ok.txt", "d".repeat(100)).into_bytes();
+    name.resize(1 << 20, 0);
+    s.extract(&tgz(&[
+        raw(b"././@LongLink", b'L', b"", 0o644, &name),
+        raw(b"x", b'0', b"", 0o644, b"ok"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        std::fs::read(s.w.join(format!("{}/ok.txt", "d".repeat(100)))).unwrap(),
+        b"ok"
+    );
+}
+
+#[test]
+fn names_over_4096_bytes_are_refused_with_a_short_message() {
+    let huge = "n/".repeat(300_000);
+    for arc in [
+        tgz(&[pax(&[("path", &huge)]), raw(b"x", b'0', b"", 0o644, b"x")]),
+        tgz(&[
+            raw(b"././@LongLink", b'L', b"", 0o644, huge.as_bytes()),
+            raw(b"x", b'0', b"", 0o644, b"x"),
+        ]),
+    ] {
+        let s = Sandbox::new();
+        let e = s.extract(&arc).unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, ExtractError::InvalidName { .. }), "{msg:.300}");
+        assert!(msg.contains("longer than 4096 bytes"), "{msg:.300}");
+        assert!(msg.len() < 1024, "the message echoes {} bytes", msg.len());
+    }
+}
+
+#[test]
+fn any_mtime_a_header_can_hold_is_handled() {
+    let started = SystemTime::now();
+    for mtime in [u64::MAX, 1 << 62, 1 << 40] {
+        let s = Sandbox::new();
+        let mut h = tar::Header::new_gnu();
+        h.set_path("t.txt").unwrap();
+        h.set_size(1);
+        h.set_mode(0o644);
+        // Base-256 (GNU) numbers reach far past what SystemTime can represent.
+        let field = &mut h.as_old_mut().mtime;
+        field[0] = 0x80;
+        field[4..].copy_from_slice(&mtime.to_be_bytes());
+        h.set_cksum();
+        let mut entry = h.as_bytes().to_vec();
+        entry.extend_from_slice(b"t");
+        entry.resize(1024, 0);
+        extract(&tgz(&[entry])[..], &s.root(), started).unwrap();
+        let got = std::fs::metadata(s.w.join("t.txt"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert!(
+            got <= started + Duration::from_secs(1),
+            "mtime {got:?} not clamped"
+        );
+    }
+}

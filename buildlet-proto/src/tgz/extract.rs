@@ -150,17 +150,46 @@ pub fn extract<R: Read>(input: R, root: &Dir, started: SystemTime) -> Result<(),
     let mut archive = tar::Archive::new(MultiGzDecoder::new(input));
     let mut dirs = Dirs::new(root);
     let mut buf = vec![0u8; 256 * 1024];
+    // Raw entries: long names and PAX records come to us unread, so their sizes are
+    // checked before a byte of them is buffered (the tar crate would read any size).
     let entries = archive
         .entries()
-        .map_err(|e| ExtractError::Tar(e.to_string()))?;
+        .map_err(|e| ExtractError::Tar(e.to_string()))?
+        .raw(true);
+    let mut pending = Pending::default();
     for entry in entries {
         let mut entry = entry.map_err(|e| ExtractError::Tar(e.to_string()))?;
-        if entry.header().entry_type() == EntryType::XGlobalHeader {
+        let kind = entry.header().entry_type();
+        if pending.take_special(kind, &mut entry)? {
             continue;
         }
-        let name_bytes = entry.path_bytes().into_owned();
+        if kind.is_gnu_sparse() {
+            return Err(ExtractError::Unsupported {
+                name: shown(&entry.path_bytes()),
+                mode: "sparse file".into(),
+            });
+        }
+        let header_size = entry.header().entry_size().unwrap_or(0);
+        if let Some(size) = pending.pax_size.take()
+            && size != header_size
+        {
+            return Err(ExtractError::Tar(format!(
+                "a PAX size record ({size}) differs from the entry's header ({header_size}); \
+                 such archives are not supported"
+            )));
+        }
+        let name_bytes = match (pending.pax_path.take(), pending.long_name.take()) {
+            (Some(p), _) | (None, Some(p)) => p,
+            (None, None) => entry.path_bytes().into_owned(),
+        };
+        if name_bytes.len() > MAX_NAME {
+            return Err(ExtractError::InvalidName {
+                name: shown(&name_bytes),
+                reason: format!("name is longer than {MAX_NAME} bytes"),
+            });
+        }
         let name = String::from_utf8(name_bytes).map_err(|e| ExtractError::InvalidName {
-            name: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+            name: shown(e.as_bytes()),
             reason: "name is not valid UTF-8".into(),
         })?;
         rel_path(&name).map_err(|reason| ExtractError::InvalidName {
@@ -183,7 +212,102 @@ pub fn extract<R: Read>(input: R, root: &Dir, started: SystemTime) -> Result<(),
             });
         }
     }
+    if pending.long_name.is_some() || pending.pax_path.is_some() {
+        return Err(ExtractError::Tar(
+            "the archive ends with a long-name or PAX header and no entry for it".into(),
+        ));
+    }
     Ok(())
+}
+
+/// The largest long-name or PAX header accepted, as Go's `archive/tar` (whose limit this
+/// is) and so upstream's buildlet.
+pub const MAX_SPECIAL_HEADER: u64 = 1 << 20;
+
+/// The longest entry name accepted, in bytes (Linux's `PATH_MAX`).
+pub const MAX_NAME: usize = 4096;
+
+/// A name as it may appear in an error message: at most 256 bytes of it.
+fn shown(name: &[u8]) -> String {
+    const SHOWN: usize = 256;
+    if name.len() <= SHOWN {
+        return String::from_utf8_lossy(name).into_owned();
+    }
+    format!(
+        "{}… ({} bytes)",
+        String::from_utf8_lossy(&name[..SHOWN]),
+        name.len()
+    )
+}
+
+/// What the special headers before an entry said about it.
+#[derive(Default)]
+struct Pending {
+    /// A GNU long name (`L`), without its trailing NULs.
+    long_name: Option<Vec<u8>>,
+    /// A PAX `path` record.
+    pax_path: Option<Vec<u8>>,
+    /// A PAX `size` record.
+    pax_size: Option<u64>,
+}
+
+impl Pending {
+    /// Consumes `entry` if it is a special header (GNU long name or link, PAX local or
+    /// global records), after checking its size; false for an ordinary entry.
+    fn take_special<R: Read>(
+        &mut self,
+        kind: EntryType,
+        entry: &mut tar::Entry<'_, R>,
+    ) -> Result<bool, ExtractError> {
+        let what = if kind.is_gnu_longname() {
+            "GNU long name"
+        } else if kind.is_gnu_longlink() {
+            "GNU long link"
+        } else if kind.is_pax_local_extensions() {
+            "PAX"
+        } else if kind.is_pax_global_extensions() {
+            "PAX global"
+        } else {
+            return Ok(false);
+        };
+        let size = entry
+            .header()
+            .entry_size()
+            .map_err(|e| ExtractError::Tar(e.to_string()))?;
+        if size > MAX_SPECIAL_HEADER {
+            return Err(ExtractError::Tar(format!(
+                "{what} header of {size} bytes is over the limit of {MAX_SPECIAL_HEADER}"
+            )));
+        }
+        let mut data = Vec::with_capacity(size as usize);
+        entry
+            .read_to_end(&mut data)
+            .map_err(|e| ExtractError::Tar(format!("reading a {what} header: {e}")))?;
+        if kind.is_gnu_longname() {
+            while data.last() == Some(&0) {
+                data.pop();
+            }
+            self.long_name = Some(data);
+        } else if kind.is_pax_local_extensions() {
+            for ext in tar::PaxExtensions::new(&data) {
+                let ext = ext.map_err(|e| ExtractError::Tar(format!("PAX record: {e}")))?;
+                match ext.key_bytes() {
+                    b"path" => self.pax_path = Some(ext.value_bytes().to_vec()),
+                    b"size" => {
+                        let size = std::str::from_utf8(ext.value_bytes())
+                            .ok()
+                            .and_then(|v| v.parse().ok())
+                            .ok_or_else(|| {
+                                ExtractError::Tar("PAX size record is not a number".into())
+                            })?;
+                        self.pax_size = Some(size);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(true)
+    }
 }
 
 fn write_file<R: Read>(
@@ -231,7 +355,11 @@ fn write_file<R: Read>(
         )));
     }
     if mtime != 0 {
-        let t = (UNIX_EPOCH + Duration::from_secs(mtime)).min(started);
+        // Any value a header can hold (base-256 reaches far past what SystemTime can):
+        // a time past `started`, or past representable, is clamped to `started`.
+        let t = UNIX_EPOCH
+            .checked_add(Duration::from_secs(mtime))
+            .map_or(started, |t| t.min(started));
         // Upstream ignores errors setting times.
         let _ = file.set_times(FileTimes::new().set_accessed(t).set_modified(t));
     }
