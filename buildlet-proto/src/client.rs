@@ -622,6 +622,14 @@ impl BuildletClient for HttpClient {
         if self.is_dead() {
             return Err(Error::Dead);
         }
+        // Both go into a hand-written request head: a line break would inject headers.
+        for (what, v) in [("user name", user), ("authorized key", authorized_key)] {
+            if v.is_empty() || v.bytes().any(|b| b.is_ascii_control()) {
+                return Err(Error::InvalidArgument(format!(
+                    "the SSH {what} must be non-empty and free of control characters"
+                )));
+            }
+        }
         let attempt = async {
             let mut conn = (self.inner.connect)().await?;
             let mut req = format!(

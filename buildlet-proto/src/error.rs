@@ -32,6 +32,18 @@ pub enum Error {
     /// buildlet kill the command's process group: the buildlet itself is still usable.
     #[error("buildlet: timeout waiting for command to complete")]
     ExecTimeout,
+    /// The coordinator refused a reverse registration with a 4xx (a wrong builder key, an
+    /// unknown host type, a malformed request): retrying cannot help.
+    #[error("coordinator refused the registration: {status}: {}", .body.trim_end())]
+    Refused {
+        /// Status code and reason.
+        status: String,
+        /// The start of the body (the coordinator's reason).
+        body: String,
+    },
+    /// An argument cannot be sent as given (a header value with a line break, say).
+    #[error("buildlet: invalid argument: {0}")]
+    InvalidArgument(String),
     /// A reply could not be decoded.
     #[error("buildlet: invalid reply: {0}")]
     InvalidReply(String),

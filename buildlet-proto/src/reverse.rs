@@ -128,7 +128,12 @@ pub async fn register(cfg: &ReverseConfig) -> crate::Result<Listener> {
     let mut buf = BytesMut::new();
     request_switch(&mut conn, &mut buf, "/reverse", &headers)
         .await
-        .map_err(|e| crate::Error::Transport(format!("coordinator /reverse: {e}")))?;
+        .map_err(|e| match e {
+            revdial::http1::SwitchError::Status { status, body } if status.starts_with('4') => {
+                crate::Error::Refused { status, body }
+            }
+            e => crate::Error::Transport(format!("coordinator /reverse: {e}")),
+        })?;
     let dial_cfg = cfg.clone();
     let dial_back: DialBack = Arc::new(move || {
         let c = dial_cfg.clone();
@@ -178,6 +183,8 @@ pub async fn run(
                     return Ok(());
                 }
             }
+            // A refusal is permanent (a wrong key stays wrong): say so and stop.
+            Err(e @ crate::Error::Refused { .. }) => return Err(e),
             Err(e) if cfg.reconnect => {
                 tracing::warn!("registration failed: {e}; retrying in {backoff:?}")
             }

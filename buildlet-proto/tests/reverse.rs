@@ -309,15 +309,29 @@ async fn scripted(
 }
 
 async fn run_binary_once(addr: std::net::SocketAddr, ca_pem: &str) -> std::process::ExitStatus {
+    run_binary(addr, ca_pem, &[], None).await.0
+}
+
+/// Runs the reverse-mode binary against `addr` until it exits (30 s at most), with
+/// `extra` arguments and `health` as its health address (a free one when `None`).
+async fn run_binary(
+    addr: std::net::SocketAddr,
+    ca_pem: &str,
+    extra: &[&str],
+    health: Option<std::net::SocketAddr>,
+) -> (std::process::ExitStatus, String) {
     let w = tempfile::tempdir().unwrap();
     let ca = w.path().join("ca.pem");
     std::fs::write(&ca, ca_pem).unwrap();
-    let health = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let mut child = std::process::Command::new(buildlet_bin())
+    let health = match health {
+        Some(h) => h,
+        None => TcpListener::bind("127.0.0.1:0")
+            .await
+            .unwrap()
+            .local_addr()
+            .unwrap(),
+    };
+    let child = std::process::Command::new(buildlet_bin())
         .args([
             "--reverse-type",
             "host-linux-amd64-local",
@@ -331,19 +345,93 @@ async fn run_binary_once(addr: std::net::SocketAddr, ca_pem: &str) -> std::proce
             "--coordinator-ca",
             ca.to_str().unwrap(),
         ])
+        .args(extra)
         .arg("--workdir")
         .arg(w.path().join("w"))
         .env("RUST_LOG", "error")
+        .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    tokio::time::timeout(
+    let pid = rustix::process::Pid::from_child(&child);
+    let out = tokio::time::timeout(
         Duration::from_secs(30),
-        tokio::task::spawn_blocking(move || child.wait()),
+        tokio::task::spawn_blocking(move || child.wait_with_output()),
     )
-    .await
-    .expect("the buildlet did not exit")
-    .unwrap()
-    .unwrap()
+    .await;
+    let Ok(out) = out else {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        panic!("the buildlet did not exit");
+    };
+    let out = out.unwrap().unwrap();
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_registration_ends_the_buildlet_even_with_reconnect() {
+    let (addr, _rx, pem) = scripted(vec![
+        "HTTP/1.1 412 Precondition Failed\r\nContent-Length: 18\r\n\r\ninvalid build key\n",
+    ])
+    .await;
+    // The health address is taken, as by a second buildlet on the host: not fatal.
+    let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (status, stderr) = run_binary(
+        addr,
+        &pem,
+        &["--reconnect"],
+        Some(taken.local_addr().unwrap()),
+    )
+    .await;
+    assert!(!status.success(), "{stderr}");
+    assert!(stderr.contains("no /healthz"), "{stderr}");
+    assert!(
+        stderr.contains("refused the registration: 412 Precondition Failed: invalid build key"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("--key-file"), "{stderr}");
+}
+
+#[test]
+fn an_empty_password_is_refused_unless_no_auth_says_so() {
+    let w = tempfile::tempdir().unwrap();
+    let pw = w.path().join("pw");
+    std::fs::write(&pw, "  \n").unwrap();
+    let run = |extra: &[&str]| {
+        let mut child = std::process::Command::new(buildlet_bin())
+            .args([
+                "--listen",
+                "127.0.0.1:0",
+                "--password-file",
+                pw.to_str().unwrap(),
+            ])
+            .args(extra)
+            .arg("--workdir")
+            .arg(w.path().join("w"))
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        for _ in 0..200 {
+            if let Some(status) = child.try_wait().unwrap() {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+                return Some((status, err));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    };
+    let (status, err) = run(&[]).expect("a blank password file must stop the buildlet");
+    assert!(!status.success());
+    assert!(
+        err.contains("is empty") && err.contains("--no-auth"),
+        "{err}"
+    );
+    // With --no-auth it serves (and is still running after 10 s).
+    assert!(run(&["--no-auth"]).is_none(), "--no-auth must serve");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

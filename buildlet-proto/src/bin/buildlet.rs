@@ -39,7 +39,8 @@ struct Args {
     /// Name reported to the coordinator. Default: $HOSTNAME, the OS host name, or "buildlet".
     #[arg(long, default_value = "")]
     hostname: String,
-    /// Address of the /healthz listener in reverse mode.
+    /// Address of the /healthz listener in reverse mode. If it is taken (a second
+    /// buildlet on the host), the buildlet warns and runs without it.
     #[arg(long = "health-addr", default_value = "0.0.0.0:8080")]
     health_addr: String,
     /// After /halt or the end of reverse mode, wait 5 s before exiting (upstream also powers
@@ -52,6 +53,10 @@ struct Args {
     /// Read the password from this file (trimmed) instead of META_password.
     #[arg(long = "password-file")]
     password_file: Option<PathBuf>,
+    /// Direct mode: serve without a password, on purpose. Without it an empty password
+    /// (an empty META_password or password file) is refused at start.
+    #[arg(long = "no-auth")]
+    no_auth: bool,
     /// Reverse mode: redial with exponential backoff when the coordinator goes away.
     #[arg(long)]
     reconnect: bool,
@@ -63,6 +68,15 @@ struct Args {
     /// in dev mode the key is derived from the dev master key).
     #[arg(long = "key-file")]
     key_file: Option<PathBuf>,
+    /// Largest body /write and /writetgz accept, in bytes (default: unlimited, as upstream).
+    #[arg(long = "max-upload-bytes")]
+    max_upload_bytes: Option<u64>,
+    /// Most bytes of files one /writetgz may write (default: unlimited, as upstream).
+    #[arg(long = "max-extract-bytes")]
+    max_extract_bytes: Option<u64>,
+    /// Most files and directories one /writetgz may create (default: unlimited).
+    #[arg(long = "max-extract-entries")]
+    max_extract_entries: Option<u64>,
     /// Local sshd address for /connect-ssh.
     #[arg(long = "ssh-addr", default_value = "127.0.0.1:22")]
     ssh_addr: String,
@@ -77,6 +91,37 @@ fn meta(name: &str) -> Result<Option<String>> {
         )),
         Ok(v) => Ok(Some(v)),
         Err(_) => Ok(None),
+    }
+}
+
+/// The direct-mode password: `--password-file` (trimmed), else `META_password`; none
+/// means no authentication, as upstream. A source that yields an empty password is a
+/// mistake (a blank file, an unset template variable) and is refused unless `--no-auth`
+/// says that no authentication is meant.
+fn direct_password(args: &Args) -> Result<String> {
+    let (source, value) = match &args.password_file {
+        Some(p) => (
+            format!("--password-file {}", p.display()),
+            Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+        ),
+        None => ("META_password".to_owned(), meta("password")?),
+    };
+    match value {
+        Some(v) if v.is_empty() && args.no_auth => Ok(v),
+        Some(v) if v.is_empty() => bail!(
+            "the password from {source} is empty, which would turn authentication off; \
+             fix it, or pass --no-auth to serve without a password on purpose"
+        ),
+        Some(_) if args.no_auth => {
+            bail!("--no-auth and a password from {source} contradict each other")
+        }
+        Some(v) => Ok(v),
+        None => Ok(String::new()),
     }
 }
 
@@ -160,13 +205,10 @@ async fn main() -> Result<()> {
         }
         std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
     }
-    let password = match &args.password_file {
-        Some(p) => std::fs::read_to_string(p)
-            .with_context(|| format!("reading {}", p.display()))?
-            .trim()
-            .to_owned(),
-        None if reverse => String::new(), // reverse mode never reads the password (spec §1.3)
-        None => meta("password")?.unwrap_or_default(),
+    let password = if reverse {
+        String::new() // reverse mode never reads the password (spec §1.3)
+    } else {
+        direct_password(&args)?
     };
     let (tx, rx) = tokio::sync::watch::channel(false);
     let halt_after = args.halt;
@@ -174,6 +216,11 @@ async fn main() -> Result<()> {
     cfg.password = password;
     cfg.platform = host_platform();
     cfg.ssh_addr = Some(args.ssh_addr.clone());
+    cfg.max_upload = args.max_upload_bytes;
+    cfg.extract_limits = buildlet_proto::tgz::ExtractLimits {
+        max_bytes: args.max_extract_bytes,
+        max_entries: args.max_extract_entries,
+    };
     cfg.on_halt = Some(Arc::new(move || {
         let _ = tx.send(true);
     }));
@@ -196,14 +243,28 @@ async fn main() -> Result<()> {
             Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
             None => None,
         };
-        let health = tokio::net::TcpListener::bind(&args.health_addr)
-            .await
-            .with_context(|| format!("listening on health address {}", args.health_addr))?;
-        tokio::spawn(async move {
-            let app =
-                axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
-            let _ = axum::serve(health, app).await;
-        });
+        if ca.is_none() {
+            eprintln!(
+                "buildlet: WARNING: not verifying the coordinator's certificate (upstream's dev \
+                 mode); pass --coordinator-ca with its CA (coordinator-data/tls/ca.pem) to verify it"
+            );
+        }
+        match tokio::net::TcpListener::bind(&args.health_addr).await {
+            Ok(health) => {
+                tokio::spawn(async move {
+                    let app = axum::Router::new()
+                        .route("/healthz", axum::routing::get(|| async { "ok\n" }));
+                    let _ = axum::serve(health, app).await;
+                });
+            }
+            // Health checks are for the host's supervisor; losing them must not keep a
+            // second buildlet on the same host from working.
+            Err(e) => eprintln!(
+                "buildlet: WARNING: no /healthz: cannot listen on {}: {e}; pick a free \
+                 address with --health-addr",
+                args.health_addr
+            ),
+        }
         let rc = ReverseConfig {
             coordinator: args.coordinator.clone(),
             host_type: args.reverse_type.clone(),
@@ -221,7 +282,13 @@ async fn main() -> Result<()> {
         );
         buildlet_proto::reverse::run(rc, cfg, stop)
             .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            .map_err(|e| match e {
+                buildlet_proto::Error::Refused { .. } => anyhow::anyhow!(
+                    "{e}\nThe refusal is permanent: check the host type (--reverse-type) and \
+                     the builder key (--key-file, or `coordinator key HOST_TYPE`)."
+                ),
+                e => anyhow::anyhow!("{e}"),
+            })?;
         if halt_after && !*rx.borrow() {
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         }
@@ -248,6 +315,13 @@ async fn main() -> Result<()> {
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
+    let local = listener.local_addr()?;
+    if cfg.password.is_empty() && !local.ip().is_loopback() {
+        eprintln!(
+            "buildlet: WARNING: no password, and listening on {local}: anyone who reaches this \
+             address can run commands here. Set META_password or --password-file."
+        );
+    }
     eprintln!(
         "buildlet: listening on {} ({}), workdir {}",
         listener.local_addr()?,

@@ -249,9 +249,19 @@ pub(crate) async fn connect_ssh_not_first(State(_st): State<AppState>, req: Requ
 }
 
 /// Fetches `url` for `/writetgz` (plain HTTP, up to 10 redirects, no timeout, as upstream).
-pub(crate) async fn fetch(url: &str) -> Result<Body, Response> {
+/// How long `/writetgz?url=` waits to connect, for the response head, and between two
+/// pieces of the body.
+pub(crate) const FETCH_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// See [`FETCH_CONNECT_TIMEOUT`].
+pub(crate) const FETCH_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+/// The default of [`Config::fetch_idle_timeout`](super::Config::fetch_idle_timeout).
+pub(crate) const FETCH_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+pub(crate) async fn fetch(url: &str, idle: std::time::Duration) -> Result<Body, Response> {
+    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    connector.set_connect_timeout(Some(FETCH_CONNECT_TIMEOUT));
     let client: hyper_util::client::legacy::Client<_, Body> =
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build_http();
+        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
     let mut current = url.to_owned();
     for _ in 0..=10 {
         let uri: hyper::Uri = current
@@ -260,9 +270,14 @@ pub(crate) async fn fetch(url: &str) -> Result<Body, Response> {
         let req = hyper::Request::get(uri.clone())
             .body(Body::empty())
             .map_err(|e| go_error(500, format!("fetching URL {url}: {e}")))?;
-        let resp = client
-            .request(req)
+        let resp = tokio::time::timeout(FETCH_HEAD_TIMEOUT, client.request(req))
             .await
+            .map_err(|_| {
+                go_error(
+                    500,
+                    format!("fetching URL {url}: no response within {FETCH_HEAD_TIMEOUT:?}"),
+                )
+            })?
             .map_err(|e| go_error(500, format!("fetching URL {url}: {e}")))?;
         let status = resp.status();
         if status.is_redirection() {
@@ -290,13 +305,33 @@ pub(crate) async fn fetch(url: &str) -> Result<Body, Response> {
                 ),
             ));
         }
-        let body = resp.into_body().map_err(std::io::Error::other);
-        return Ok(Body::new(body));
+        return Ok(idle_timeout(resp.into_body(), idle));
     }
     Err(go_error(
         500,
         format!("fetching URL {url}: stopped after 10 redirects"),
     ))
+}
+
+/// `body`, failing with `TimedOut` when no data arrives for `idle`: a server that stops
+/// sending mid-archive cannot hold an extraction (and its blocking thread) forever.
+fn idle_timeout(body: hyper::body::Incoming, idle: std::time::Duration) -> Body {
+    let stream = futures_util::stream::unfold(Some(body), move |body| async move {
+        let mut body = body?;
+        match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no data from the URL for {idle:?}"),
+                )),
+                None,
+            )),
+            Ok(None) => None,
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(Some(Ok(frame))) => Some((Ok(frame.into_data().unwrap_or_default()), Some(body))),
+        }
+    });
+    Body::from_stream(stream)
 }
 
 fn join_location(base: &hyper::Uri, loc: &str) -> String {

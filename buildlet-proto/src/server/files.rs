@@ -22,7 +22,7 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 use super::reply::{Reject, go_error, requires, text};
 use super::{AppState, params};
 use crate::api::{GoFileMode, LsEntry, clean_slash, first, parse_bool, rel_path};
-use crate::tgz::{ExtractError, PackOptions, extract, pack};
+use crate::tgz::{PackOptions, extract_limited, pack};
 
 /// Go's text for an OS error: the message without Rust's ` (os error N)`, lower-cased
 /// first letter (`no such file or directory`).
@@ -189,7 +189,7 @@ pub(crate) async fn writetgz(State(st): State<AppState>, req: Request) -> Respon
             if url.is_empty() {
                 return go_error(400, "missing url POST param");
             }
-            match super::conn::fetch(&url).await {
+            match super::conn::fetch(&url, st.cfg.fetch_idle_timeout).await {
                 Ok(body) => Box::new(body_reader(body, st.cfg.max_upload)),
                 Err(r) => return r.into_response(),
             }
@@ -197,9 +197,9 @@ pub(crate) async fn writetgz(State(st): State<AppState>, req: Request) -> Respon
         _ => return go_error(400, "requires PUT or POST method"),
     };
     let started = SystemTime::now();
-    match blocking(move || extract(body, &base_dir, started)).await {
+    let limits = st.cfg.extract_limits;
+    match blocking(move || extract_limited(body, &base_dir, started, limits)).await {
         Ok(()) => text("OK"),
-        Err(ExtractError::Io(m)) if m.contains("request body too large") => go_error(413, m),
         Err(e) => go_error(e.status(), e),
     }
 }

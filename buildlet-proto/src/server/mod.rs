@@ -42,6 +42,11 @@ pub struct Config {
     pub on_halt: Option<Arc<dyn Fn() + Send + Sync>>,
     /// Largest body `/write` and `/writetgz` accept; `None` = unlimited, like upstream.
     pub max_upload: Option<u64>,
+    /// What one `/writetgz` may create; unlimited by default, like upstream.
+    pub extract_limits: crate::tgz::ExtractLimits,
+    /// How long `/writetgz?url=` waits for more of the archive before giving up
+    /// (default 60 s); connecting is bounded at 10 s and the response head at 60 s.
+    pub fetch_idle_timeout: std::time::Duration,
 }
 
 impl std::fmt::Debug for Config {
@@ -59,6 +64,8 @@ impl std::fmt::Debug for Config {
             .field("platform", &self.platform)
             .field("ssh_addr", &self.ssh_addr)
             .field("max_upload", &self.max_upload)
+            .field("extract_limits", &self.extract_limits)
+            .field("fetch_idle_timeout", &self.fetch_idle_timeout)
             .finish()
     }
 }
@@ -73,6 +80,8 @@ impl Config {
             ssh_addr: None,
             on_halt: None,
             max_upload: None,
+            extract_limits: crate::tgz::ExtractLimits::default(),
+            fetch_idle_timeout: conn::FETCH_IDLE_TIMEOUT,
         }
     }
 }

@@ -53,6 +53,9 @@ pub enum ExtractError {
         /// The refusal from the kernel-rooted lookup.
         source: io::Error,
     },
+    /// The request body, or what the extraction would write, is over a configured limit.
+    #[error("{0}")]
+    TooLarge(String),
     /// Writing failed.
     #[error("{0}")]
     Io(String),
@@ -63,9 +66,29 @@ impl ExtractError {
     pub fn status(&self) -> u16 {
         match self {
             ExtractError::Io(_) => 500,
+            ExtractError::TooLarge(_) => 413,
             _ => 400,
         }
     }
+
+    /// An error reading the archive stream: a body over its limit (the reader's
+    /// `FileTooLarge`) is [`ExtractError::TooLarge`]; anything else is `wrap`ped.
+    fn from_stream(e: io::Error, wrap: impl FnOnce(String) -> ExtractError) -> ExtractError {
+        if e.kind() == io::ErrorKind::FileTooLarge {
+            ExtractError::TooLarge(e.to_string())
+        } else {
+            wrap(e.to_string())
+        }
+    }
+}
+
+/// Caps on what one extraction may create; `None` is unlimited, as upstream.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ExtractLimits {
+    /// Bytes of file content written, in total.
+    pub max_bytes: Option<u64>,
+    /// Entries (files and directories) created.
+    pub max_entries: Option<u64>,
 }
 
 /// Go's `FileInfo().Mode()` of a tar header: permission and special bits, type bits from
@@ -135,10 +158,21 @@ fn parent(rel: &str) -> &str {
 /// request began: later mtimes are clamped to it. Upstream's behaviour is kept: the
 /// extraction is not atomic, and files written before an error stay.
 pub fn extract<R: Read>(input: R, root: &Dir, started: SystemTime) -> Result<(), ExtractError> {
+    extract_limited(input, root, started, ExtractLimits::default())
+}
+
+/// [`extract`] within `limits`: going over one stops the extraction with
+/// [`ExtractError::TooLarge`] (what was written before stays, as with any error).
+pub fn extract_limited<R: Read>(
+    input: R,
+    root: &Dir,
+    started: SystemTime,
+    limits: ExtractLimits,
+) -> Result<(), ExtractError> {
     let mut input = BufReader::with_capacity(256 * 1024, input);
     let head = input
         .fill_buf()
-        .map_err(|e| ExtractError::Gzip(e.to_string()))?;
+        .map_err(|e| ExtractError::from_stream(e, ExtractError::Gzip))?;
     if head.len() < 2 || head[0] != 0x1f || head[1] != 0x8b {
         let msg = if head.is_empty() {
             "EOF"
@@ -154,11 +188,12 @@ pub fn extract<R: Read>(input: R, root: &Dir, started: SystemTime) -> Result<(),
     // checked before a byte of them is buffered (the tar crate would read any size).
     let entries = archive
         .entries()
-        .map_err(|e| ExtractError::Tar(e.to_string()))?
+        .map_err(|e| ExtractError::from_stream(e, ExtractError::Tar))?
         .raw(true);
     let mut pending = Pending::default();
+    let mut budget = Budget::new(limits);
     for entry in entries {
-        let mut entry = entry.map_err(|e| ExtractError::Tar(e.to_string()))?;
+        let mut entry = entry.map_err(|e| ExtractError::from_stream(e, ExtractError::Tar))?;
         let kind = entry.header().entry_type();
         if pending.take_special(kind, &mut entry)? {
             continue;
@@ -199,9 +234,12 @@ pub fn extract<R: Read>(input: R, root: &Dir, started: SystemTime) -> Result<(),
         let rel = crate::api::clean_slash(&name);
         let mode = go_mode(entry.header());
         if mode.is_regular() {
+            budget.entry()?;
+            budget.bytes(header_size)?;
             dirs.ensure(parent(&rel), &name)?;
             write_file(&mut entry, root, &rel, &name, mode, started, &mut buf)?;
         } else if mode.is_dir() {
+            budget.entry()?;
             dirs.ensure(&rel, &name)?;
         } else if mode.0 & GoFileMode::SYMLINK != 0 {
             continue;
@@ -218,6 +256,45 @@ pub fn extract<R: Read>(input: R, root: &Dir, started: SystemTime) -> Result<(),
         ));
     }
     Ok(())
+}
+
+/// What is left of an extraction's limits.
+struct Budget {
+    limits: ExtractLimits,
+    entries: u64,
+    bytes: u64,
+}
+
+impl Budget {
+    fn new(limits: ExtractLimits) -> Budget {
+        Budget {
+            limits,
+            entries: 0,
+            bytes: 0,
+        }
+    }
+
+    fn entry(&mut self) -> Result<(), ExtractError> {
+        self.entries += 1;
+        match self.limits.max_entries {
+            Some(max) if self.entries > max => Err(ExtractError::TooLarge(format!(
+                "the archive has more than {max} entries, the limit of this buildlet"
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a file's size from its header before anything is written: a file that
+    /// would go over the limit is not started.
+    fn bytes(&mut self, size: u64) -> Result<(), ExtractError> {
+        self.bytes = self.bytes.saturating_add(size);
+        match self.limits.max_bytes {
+            Some(max) if self.bytes > max => Err(ExtractError::TooLarge(format!(
+                "the archive holds more than {max} bytes of files, the limit of this buildlet"
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The largest long-name or PAX header accepted, as Go's `archive/tar` (whose limit this
@@ -280,9 +357,11 @@ impl Pending {
             )));
         }
         let mut data = Vec::with_capacity(size as usize);
-        entry
-            .read_to_end(&mut data)
-            .map_err(|e| ExtractError::Tar(format!("reading a {what} header: {e}")))?;
+        entry.read_to_end(&mut data).map_err(|e| {
+            ExtractError::from_stream(e, |e| {
+                ExtractError::Tar(format!("reading a {what} header: {e}"))
+            })
+        })?;
         if kind.is_gnu_longname() {
             while data.last() == Some(&0) {
                 data.pop();
@@ -342,7 +421,11 @@ fn write_file<R: Read>(
         let n = match entry.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
-            Err(e) => return Err(ExtractError::Tar(format!("reading entry {name}: {e}"))),
+            Err(e) => {
+                return Err(ExtractError::from_stream(e, |e| {
+                    ExtractError::Tar(format!("reading entry {name}: {e}"))
+                }));
+            }
         };
         std::io::Write::write_all(&mut file, &buf[..n])
             .map_err(|e| ExtractError::Io(format!("error writing to {rel}: {e}")))?;

@@ -8,5 +8,5 @@
 pub mod extract;
 pub mod pack;
 
-pub use extract::{ExtractError, extract};
+pub use extract::{ExtractError, ExtractLimits, extract, extract_limited};
 pub use pack::{PackOptions, pack};

@@ -1,0 +1,124 @@
+//! The buildlet's limits on hostile or runaway input: typed 413s for bodies and
+//! extractions over their caps, a URL fetch that stalls, and header injection through
+//! `connect_ssh`.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use buildlet_proto::tgz::ExtractLimits;
+use buildlet_proto::{BuildletClient, Error, HttpClient};
+use common::{request, send, start_with, tgz};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// Bytes gzip cannot shrink, so a body's size on the wire is its content's size.
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn writetgz_over_the_upload_limit_is_413() {
+    let s = start_with("", |c| c.max_upload = Some(4096)).await;
+    let body = tgz(&[("big.bin", b'0', 0o644, &noise(64 << 10))]);
+    let r = send(s.addr, &request("PUT", "/writetgz?dir=x", None, &[], &body)).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("too large"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn extraction_limits_on_entries_and_bytes_are_413() {
+    let s = start_with("", |c| {
+        c.extract_limits = ExtractLimits {
+            max_bytes: Some(100),
+            max_entries: Some(2),
+        }
+    })
+    .await;
+    let three = tgz(&[
+        ("a", b'0', 0o644, b"a"),
+        ("b", b'0', 0o644, b"b"),
+        ("c", b'0', 0o644, b"c"),
+    ]);
+    let r = send(s.addr, &request("PUT", "/writetgz?dir=e", None, &[], &three)).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("more than 2 entries"), "{}", r.text());
+    assert!(!s.w.join("e/c").exists());
+
+    let big = tgz(&[("small", b'0', 0o644, b"ok"), ("big", b'0', 0o644, &[7u8; 200])]);
+    let r = send(s.addr, &request("PUT", "/writetgz?dir=f", None, &[], &big)).await;
+    assert_eq!(r.status, 413, "{}", r.text());
+    assert!(r.text().contains("more than 100 bytes"), "{}", r.text());
+    // The file that would cross the limit is never started.
+    assert!(!s.w.join("f/big").exists());
+}
+
+#[tokio::test]
+async fn a_url_that_stops_sending_does_not_hold_the_extraction() {
+    let s = start_with("", |c| c.fetch_idle_timeout = Duration::from_secs(1)).await;
+    // A server that sends a head and half an archive, then nothing (but stays open).
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/go.tar.gz", l.local_addr().unwrap());
+    let half = tgz(&[("x", b'0', 0o644, &noise(32 << 10))]);
+    tokio::spawn(async move {
+        let (mut c, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf).await;
+        let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", half.len());
+        c.write_all(head.as_bytes()).await.unwrap();
+        c.write_all(&half[..half.len() / 2]).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+    });
+    let started = Instant::now();
+    let body = format!("url={}", form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>());
+    let r = send(
+        s.addr,
+        &request(
+            "POST",
+            "/writetgz?dir=u",
+            None,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body.as_bytes(),
+        ),
+    )
+    .await;
+    assert!(r.status >= 400, "{} {}", r.status, r.text());
+    assert!(r.text().contains("no data from the URL"), "{}", r.text());
+    // Functional bound only: far below the 60 s the stalled server would hold it.
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn connect_ssh_refuses_line_breaks_before_sending_anything() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut c, _)) = l.accept().await {
+            let mut got = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(2), c.read_to_end(&mut got)).await;
+            let _ = tx.send(got);
+        }
+    });
+    let c = HttpClient::tcp(&addr).build();
+    for (user, key) in [
+        ("gopher\r\nX-Injected: 1", "ssh-ed25519 AAAA"),
+        ("gopher", "ssh-ed25519 AAAA\r\nX-Injected: 1"),
+        ("", "ssh-ed25519 AAAA"),
+    ] {
+        match c.connect_ssh(user, key).await {
+            Err(Error::InvalidArgument(m)) => assert!(m.contains("control characters"), "{m}"),
+            other => panic!("{user:?}/{key:?}: {:?}", other.map(|_| ())),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rx.try_recv().is_err(), "a request reached the buildlet");
+}
