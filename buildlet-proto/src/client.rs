@@ -41,6 +41,13 @@ pub const STATUS_HEADER_LIMIT: Duration = Duration::from_secs(20);
 /// the deadline; upstream's ignores the form value and kills the process group only when
 /// the client goes away, so the client's deadline is what enforces the limit there.
 pub const EXEC_DEADLINE_GRACE: Duration = Duration::from_secs(5);
+/// Largest text reply (`/status`, `/workdir`, `/ls`) the client reads; a longer one is an
+/// invalid reply rather than unbounded memory.
+pub const MAX_TEXT_REPLY: usize = 16 << 20;
+/// How long a text reply's body may take once its headers arrived.
+pub const TEXT_BODY_LIMIT: Duration = Duration::from_secs(120);
+/// How long `/removeall` may take (a work-dir wipe of a large tree included).
+pub const REMOVE_ALL_LIMIT: Duration = Duration::from_secs(300);
 /// `ConnectSSH` limit for dial plus upgrade.
 pub const CONNECT_SSH_LIMIT: Duration = Duration::from_secs(15);
 /// `Close` (`/halt`) header limit.
@@ -425,11 +432,22 @@ impl HttpClient {
             .send(Method::GET, path, full(Bytes::new()), None, limit)
             .await?;
         let resp = self.expect_ok(resp).await?;
-        let b = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| Error::Transport(e.to_string()))?;
+        let body = http_body_util::Limited::new(resp.into_body(), MAX_TEXT_REPLY).collect();
+        let b = tokio::select! {
+            b = body => b.map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Error::InvalidReply(format!("{path}: reply longer than {MAX_TEXT_REPLY} bytes"))
+                } else {
+                    Error::Transport(format!("{path}: {e}"))
+                }
+            })?,
+            _ = tokio::time::sleep(TEXT_BODY_LIMIT) => {
+                return Err(Error::Transport(format!(
+                    "{path}: reply not finished within {TEXT_BODY_LIMIT:?}"
+                )));
+            }
+            _ = self.inner.dead.cancelled() => return Err(Error::Dead),
+        };
         String::from_utf8(b.to_bytes().to_vec()).map_err(|e| Error::InvalidReply(e.to_string()))
     }
 
@@ -612,7 +630,9 @@ impl BuildletClient for HttpClient {
             return Ok(());
         }
         let pairs: Vec<(&str, &str)> = paths.iter().map(|p| ("path", p.as_str())).collect();
-        self.post_form("/removeall", encode_form(&pairs), None)
+        // The buildlet answers only when the removal is done, so the head limit bounds
+        // the whole call.
+        self.post_form("/removeall", encode_form(&pairs), Some(REMOVE_ALL_LIMIT))
             .await
             .map(drop)
     }
@@ -623,10 +643,11 @@ impl BuildletClient for HttpClient {
             return Err(Error::Dead);
         }
         // Both go into a hand-written request head: a line break would inject headers.
+        // (Both may be empty: the buildlet then installs no key, as upstream's.)
         for (what, v) in [("user name", user), ("authorized key", authorized_key)] {
-            if v.is_empty() || v.bytes().any(|b| b.is_ascii_control()) {
+            if v.bytes().any(|b| b.is_ascii_control()) {
                 return Err(Error::InvalidArgument(format!(
-                    "the SSH {what} must be non-empty and free of control characters"
+                    "the SSH {what} must be free of control characters"
                 )));
             }
         }

@@ -48,12 +48,19 @@ async fn extraction_limits_on_entries_and_bytes_are_413() {
         ("b", b'0', 0o644, b"b"),
         ("c", b'0', 0o644, b"c"),
     ]);
-    let r = send(s.addr, &request("PUT", "/writetgz?dir=e", None, &[], &three)).await;
+    let r = send(
+        s.addr,
+        &request("PUT", "/writetgz?dir=e", None, &[], &three),
+    )
+    .await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("more than 2 entries"), "{}", r.text());
     assert!(!s.w.join("e/c").exists());
 
-    let big = tgz(&[("small", b'0', 0o644, b"ok"), ("big", b'0', 0o644, &[7u8; 200])]);
+    let big = tgz(&[
+        ("small", b'0', 0o644, b"ok"),
+        ("big", b'0', 0o644, &[7u8; 200]),
+    ]);
     let r = send(s.addr, &request("PUT", "/writetgz?dir=f", None, &[], &big)).await;
     assert_eq!(r.status, 413, "{}", r.text());
     assert!(r.text().contains("more than 100 bytes"), "{}", r.text());
@@ -78,7 +85,10 @@ async fn a_url_that_stops_sending_does_not_hold_the_extraction() {
         tokio::time::sleep(Duration::from_secs(60)).await;
     });
     let started = Instant::now();
-    let body = format!("url={}", form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>());
+    let body = format!(
+        "url={}",
+        form_urlencoded::byte_serialize(url.as_bytes()).collect::<String>()
+    );
     let r = send(
         s.addr,
         &request(
@@ -112,7 +122,7 @@ async fn connect_ssh_refuses_line_breaks_before_sending_anything() {
     for (user, key) in [
         ("gopher\r\nX-Injected: 1", "ssh-ed25519 AAAA"),
         ("gopher", "ssh-ed25519 AAAA\r\nX-Injected: 1"),
-        ("", "ssh-ed25519 AAAA"),
+        ("gopher\0", "ssh-ed25519 AAAA"),
     ] {
         match c.connect_ssh(user, key).await {
             Err(Error::InvalidArgument(m)) => assert!(m.contains("control characters"), "{m}"),
@@ -121,4 +131,31 @@ async fn connect_ssh_refuses_line_breaks_before_sending_anything() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(rx.try_recv().is_err(), "a request reached the buildlet");
+}
+
+#[tokio::test]
+async fn the_client_does_not_read_an_endless_reply_into_memory() {
+    // A "buildlet" whose /workdir reply never ends.
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let (mut c, _) = l.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = c.read(&mut buf).await;
+        c.write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .await
+            .unwrap();
+        let chunk = format!("10000\r\n{}\r\n", "w".repeat(0x10000));
+        // 64 MiB at most, so the loop is bounded even if the client kept reading.
+        for _ in 0..1024 {
+            if c.write_all(chunk.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let c = HttpClient::tcp(&addr).build();
+    match c.work_dir().await {
+        Err(Error::InvalidReply(m)) => assert!(m.contains("longer than 16777216 bytes"), "{m}"),
+        other => panic!("{:?}", other.map(|s| s.len())),
+    }
 }

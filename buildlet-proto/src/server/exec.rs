@@ -21,7 +21,7 @@ use axum::response::Response;
 use http_body_util::StreamBody;
 use hyper::body::Frame;
 
-use super::files::{ensure_w, go_err};
+use super::files::{blocking, ensure_w, go_err};
 use super::reply::{Reject, go_error};
 use super::{AppState, params};
 use crate::api::{ExecRequest, PROCESS_STATE, clean_slash, process_state_text, rel_path};
@@ -238,26 +238,28 @@ pub(crate) async fn exec(State(st): State<AppState>, req: Request) -> Response {
     if req.version() < Version::HTTP_11 {
         return go_error(400, "HTTP/1.1 or higher required");
     }
-    if let Err(r) = ensure_w(&st) {
+    if let Err(r) = ensure_w(&st).await {
         return r.into_response();
     }
     let w = st.cfg.workdir.clone();
-    for sub in ["tmp", "gocache", "goplscache"] {
-        if let Err(e) = std::fs::create_dir_all(w.join(sub)) {
-            return go_error(500, go_err(&e));
-        }
-    }
     let p = match params::read(req).await {
         Ok(p) => p,
         Err(e) => return chunked_error(400, e),
     };
     let er = ExecRequest::from_form(&p.query, &p.body);
-    let cmd = match resolve_cmd(&w, &er) {
-        Ok(c) => c,
-        Err(r) => return chunked_error(r.status, r.msg),
-    };
-    let dir = match resolve_dir(&w, &cmd, &er) {
-        Ok(d) => d,
+    // The directories, the PATH search and the stat calls touch the disk: blocking thread.
+    let resolved = blocking(move || {
+        for sub in ["tmp", "gocache", "goplscache"] {
+            std::fs::create_dir_all(w.join(sub)).map_err(|e| Reject::new(500, go_err(&e)))?;
+        }
+        let cmd = resolve_cmd(&w, &er)?;
+        let dir = resolve_dir(&w, &cmd, &er)?;
+        Ok::<_, Reject>((er, cmd, dir))
+    })
+    .await;
+    let (er, cmd, dir) = match resolved {
+        Ok(r) => r,
+        Err(r) if r.status == 500 => return go_error(500, r.msg),
         Err(r) => return chunked_error(r.status, r.msg),
     };
     let env = build_env(&st, &er, &dir);

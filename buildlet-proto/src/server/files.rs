@@ -39,13 +39,17 @@ pub(crate) fn go_err(e: &io::Error) -> String {
     }
 }
 
-/// "Ensure W": create it (0755) if missing, and open it as the root of every lookup.
-pub(crate) fn ensure_w(st: &AppState) -> Result<Dir, Reject> {
-    let w = &st.cfg.workdir;
-    let mut b = std::fs::DirBuilder::new();
-    std::os::unix::fs::DirBuilderExt::mode(b.recursive(true), 0o755);
-    b.create(w).map_err(|e| Reject::new(500, go_err(&e)))?;
-    Dir::open_ambient_dir(w, ambient_authority()).map_err(|e| Reject::new(500, go_err(&e)))
+/// "Ensure W": create it (0755) if missing, and open it as the root of every lookup, on
+/// a blocking thread like every file-system call of the handlers.
+pub(crate) async fn ensure_w(st: &AppState) -> Result<Dir, Reject> {
+    let w = st.cfg.workdir.clone();
+    blocking(move || {
+        let mut b = std::fs::DirBuilder::new();
+        std::os::unix::fs::DirBuilderExt::mode(b.recursive(true), 0o755);
+        b.create(&w).map_err(|e| Reject::new(500, go_err(&e)))?;
+        Dir::open_ambient_dir(&w, ambient_authority()).map_err(|e| Reject::new(500, go_err(&e)))
+    })
+    .await
 }
 
 fn mkdirs(root: &Dir, rel: &str) -> io::Result<()> {
@@ -84,7 +88,7 @@ impl<R: Read> Read for LimitReader<R> {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     tokio::task::spawn_blocking(f)
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
@@ -104,7 +108,7 @@ pub(crate) async fn write(State(st): State<AppState>, req: Request) -> Response 
     let Some(mode) = GoFileMode::from_param(first(&q, "mode").unwrap_or("")) else {
         return go_error(400, "bad mode");
     };
-    let root = match ensure_w(&st) {
+    let root = match ensure_w(&st).await {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
@@ -151,7 +155,7 @@ fn hex(b: &[u8]) -> String {
 
 /// `PUT /writetgz?dir=…` (body) or `POST /writetgz?dir=…` with form `url=…`.
 pub(crate) async fn writetgz(State(st): State<AppState>, req: Request) -> Response {
-    let root = match ensure_w(&st) {
+    let root = match ensure_w(&st).await {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
@@ -166,17 +170,22 @@ pub(crate) async fn writetgz(State(st): State<AppState>, req: Request) -> Respon
         clean_slash(&dir)
     };
     let method = req.method().clone();
-    // Upstream's bootstrap shortcut: never fetch go1.4 twice.
-    if method == Method::POST && dir == "go1.4" && root.metadata("go1.4").is_ok_and(|m| m.is_dir())
-    {
-        return text("SKIP");
-    }
-    if let Err(e) = mkdirs(&root, &base) {
-        return go_error(500, format!("mkdir of base: {}", go_err(&e)));
-    }
-    let base_dir = match root.open_dir(&base) {
-        Ok(d) => d,
-        Err(e) => return go_error(500, format!("mkdir of base: {}", go_err(&e))),
+    let skip_go14 = method == Method::POST && dir == "go1.4";
+    let prepared = blocking(move || {
+        // Upstream's bootstrap shortcut: never fetch go1.4 twice.
+        if skip_go14 && root.metadata("go1.4").is_ok_and(|m| m.is_dir()) {
+            return Ok(None);
+        }
+        mkdirs(&root, &base)
+            .and_then(|()| root.open_dir(&base))
+            .map(Some)
+            .map_err(|e| format!("mkdir of base: {}", go_err(&e)))
+    })
+    .await;
+    let base_dir = match prepared {
+        Ok(Some(d)) => d,
+        Ok(None) => return text("SKIP"),
+        Err(e) => return go_error(500, e),
     };
     let body: Box<dyn Read + Send> = match method {
         Method::PUT => Box::new(body_reader(req.into_body(), st.cfg.max_upload)),
@@ -248,7 +257,7 @@ pub(crate) async fn tgz(State(st): State<AppState>, req: Request) -> Response {
     if req.method() != Method::GET {
         return requires("GET");
     }
-    let root = match ensure_w(&st) {
+    let root = match ensure_w(&st).await {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
@@ -307,7 +316,7 @@ pub(crate) async fn ls(State(st): State<AppState>, req: Request) -> Response {
         digest: parse_bool(p.value("digest")),
         skip: p.values("skip").into_iter().map(str::to_owned).collect(),
     };
-    let root = match ensure_w(&st) {
+    let root = match ensure_w(&st).await {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
@@ -462,7 +471,7 @@ pub(crate) async fn removeall(State(st): State<AppState>, req: Request) -> Respo
             return go_error(400, format!("invalid 'path' parameter: {reason}"));
         }
     }
-    let root = match ensure_w(&st) {
+    let root = match ensure_w(&st).await {
         Ok(r) => r,
         Err(r) => return r.into_response(),
     };
