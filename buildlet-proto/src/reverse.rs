@@ -91,6 +91,11 @@ async fn dial(cfg: &ReverseConfig) -> std::io::Result<RevConn> {
     .await
     .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
     tcp.set_nodelay(true)?;
+    // A coordinator that vanishes without a FIN is noticed by TCP keep-alive probes going
+    // unanswered (the Go Dialer's own keep-alives and the Listener's idle limit are the
+    // other half).
+    let d = revdial::DialerConfig::default();
+    revdial::tcp::tune_control_socket(&tcp, d.keep_alive, d.write_timeout)?;
     let Some(tls) = &cfg.tls else {
         return Ok(RevConn::new(tcp));
     };

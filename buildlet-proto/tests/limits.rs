@@ -159,3 +159,115 @@ async fn the_client_does_not_read_an_endless_reply_into_memory() {
         other => panic!("{:?}", other.map(|s| s.len())),
     }
 }
+
+/// Small limits so the timeouts show within a test.
+fn tight() -> netguard::Limits {
+    netguard::Limits {
+        max_connections: 64,
+        max_per_ip: 4,
+        tls_handshake: Duration::from_secs(1),
+        header_read: Duration::from_secs(1),
+        body_idle: Duration::from_secs(1),
+    }
+}
+
+/// A connection from another loopback address, as a second client would have.
+async fn connect_from(from: &str, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// Reads until the server closes; the time it took, or `None` after `limit`.
+async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        match tokio::time::timeout_at((start + limit).into(), s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) => return Some(start.elapsed()),
+            Ok(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn idle_and_slowloris_connections_are_closed_and_others_still_served() {
+    let s = start_with("", |c| c.limits = tight()).await;
+    // Idle: connects and sends nothing.
+    let mut idle = connect_from("127.0.0.2", s.addr).await;
+    // Slowloris: a head one byte at a time, never finished.
+    let mut slow = connect_from("127.0.0.3", s.addr).await;
+    let writer = tokio::spawn(async move {
+        for b in b"GET /status HTTP/1.1\r\nHost: x\r\nX-Slow: "
+            .iter()
+            .cycle()
+            .take(40)
+        {
+            if slow.write_all(&[*b]).await.is_err() {
+                return slow;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        slow
+    });
+    // A normal client is answered meanwhile.
+    let r = send(s.addr, &request("GET", "/workdir", None, &[], b"")).await;
+    assert_eq!(r.status, 200);
+    assert!(
+        closed_within(&mut idle, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "idle kept"
+    );
+    let mut slow = writer.await.unwrap();
+    assert!(
+        closed_within(&mut slow, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "slowloris kept"
+    );
+}
+
+#[tokio::test]
+async fn a_body_that_stops_is_cut_off() {
+    let s = start_with("", |c| c.limits = tight()).await;
+    let mut c = connect_from("127.0.0.2", s.addr).await;
+    c.write_all(
+        b"PUT /write?path=f&mode=420 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nten bytes!",
+    )
+    .await
+    .unwrap();
+    assert!(
+        closed_within(&mut c, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "stalled body kept"
+    );
+    assert!(!s.w.join("f").exists(), "a partial file was left");
+}
+
+#[tokio::test]
+async fn connections_over_the_per_address_cap_are_closed_at_once() {
+    let s = start_with("", |c| c.limits = tight()).await;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(connect_from("127.0.0.2", s.addr).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut fifth = connect_from("127.0.0.2", s.addr).await;
+    let took = closed_within(&mut fifth, Duration::from_millis(900)).await;
+    assert!(
+        took.is_some(),
+        "the fifth connection from one address was kept"
+    );
+    // Another address is still served.
+    let mut other = connect_from("127.0.0.4", s.addr).await;
+    other
+        .write_all(b"GET /workdir HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = String::new();
+    other.read_to_string(&mut reply).await.unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}

@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod poller;
 pub mod pools;
 pub mod runner;
+pub mod serve;
 pub mod tls;
 pub mod web;
 

@@ -10,15 +10,11 @@
 //! selects a certificate by it.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use openssl::pkey::PKey;
 use openssl::ssl::{SslAcceptor, SslMethod};
 use openssl::x509::X509;
 use tokio::io::{AsyncRead, AsyncWrite};
-
-/// How long a client may take to finish its TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A TLS server identity: a certificate chain and its key, cheap to clone.
 #[derive(Clone)]
@@ -64,21 +60,18 @@ impl ServerTls {
         })
     }
 
-    /// Runs the server side of a handshake on `io`, within [`HANDSHAKE_TIMEOUT`].
+    /// Runs the server side of a handshake on `io` (callers bound it in time:
+    /// `netguard::Guard::handshake`).
     pub async fn accept<S>(&self, io: S) -> std::io::Result<tokio_openssl::SslStream<S>>
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let ssl = openssl::ssl::Ssl::new(self.acceptor.context()).map_err(std::io::Error::other)?;
         let mut stream = tokio_openssl::SslStream::new(ssl, io).map_err(std::io::Error::other)?;
-        let handshake = std::pin::Pin::new(&mut stream).accept();
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
-            Ok(Ok(())) => Ok(stream),
-            Ok(Err(e)) => Err(std::io::Error::other(e)),
-            Err(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "TLS handshake timed out",
-            )),
-        }
+        std::pin::Pin::new(&mut stream)
+            .accept()
+            .await
+            .map_err(std::io::Error::other)?;
+        Ok(stream)
     }
 }

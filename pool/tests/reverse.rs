@@ -455,3 +455,131 @@ async fn a_machine_failing_its_health_check_leaves_the_pool() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The front door with small limits: the pool, its address and its CA.
+async fn front_door(limits: netguard::Limits) -> (ReversePool, std::net::SocketAddr) {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let tls = ServerTls::from_pem(
+        cert.cert.pem().as_bytes(),
+        cert.key_pair.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let mut cfg = ReversePoolConfig::new(DEV_MASTER_KEY);
+    cfg.host_types = vec![("host-a".into(), 1)];
+    cfg.limits = limits;
+    let pool = ReversePool::new(cfg);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let p = pool.clone();
+    tokio::spawn(async move { p.serve(l, Some(tls)).await });
+    (pool, addr)
+}
+
+#[tokio::test]
+async fn abandoned_tls_handshakes_are_closed() {
+    let limits = netguard::Limits {
+        tls_handshake: Duration::from_secs(1),
+        ..netguard::Limits::default()
+    };
+    let (_pool, addr) = front_door(limits).await;
+    // Half a ClientHello, then silence.
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match c.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "an abandoned handshake was kept open");
+}
+
+#[tokio::test]
+async fn malformed_and_oversized_heads_get_400_and_431() {
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
+    let (_pool, addr) = front_door(netguard::Limits::default()).await;
+    let connector = {
+        let cfg = tokio_rustls::rustls::ClientConfig::builder()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyCert))
+            .with_no_client_auth();
+        tokio_rustls::TlsConnector::from(Arc::new(cfg))
+    };
+    for (head, want) in [
+        (
+            b"NOT HTTP AT ALL\r\n\r\n".to_vec(),
+            "HTTP/1.1 400 Bad Request",
+        ),
+        (
+            [
+                b"GET /reverse HTTP/1.1\r\nX-Big: ".to_vec(),
+                vec![b'a'; 20 << 10],
+            ]
+            .concat(),
+            "HTTP/1.1 431 Request Header Fields Too Large",
+        ),
+    ] {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut tls = connector
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap();
+        let _ = tls.write_all(&head).await;
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut reply)).await;
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with(want), "{reply:?}");
+    }
+}
+
+/// Accepts any server certificate (the test's own self-signed one).
+#[derive(Debug)]
+struct AnyCert;
+
+impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AnyCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: tokio_rustls::rustls::pki_types::UnixTime,
+    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
+    {
+        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &tokio_rustls::rustls::DigitallySignedStruct,
+    ) -> Result<
+        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
+        tokio_rustls::rustls::Error,
+    > {
+        Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
+        tokio_rustls::rustls::crypto::ring::default_provider()
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

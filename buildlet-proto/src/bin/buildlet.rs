@@ -183,6 +183,11 @@ async fn main() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // As Go's runtime does: every connection is a descriptor, and the soft limit (often
+    // 1024) is far below what the hard limit allows.
+    if let Err(e) = netguard::raise_nofile_limit() {
+        tracing::warn!("could not raise the open-file limit: {e}");
+    }
 
     let reverse = !args.reverse_type.is_empty();
     let workdir = match &args.workdir {

@@ -49,37 +49,46 @@ pub async fn serve_tls(
 ) -> std::io::Result<()> {
     let cfg = Arc::new(cfg);
     let router = super::router((*cfg).clone());
+    let guard = netguard::Guard::new(cfg.limits);
+    let mut log = netguard::AcceptLog::new("buildlet");
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             _ = &mut shutdown => break,
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept: {e}");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
+            c = netguard::accept(&listener, &mut log) => c,
+        };
+        let permit = match guard.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                log.refused(peer, why);
+                continue; // dropping the socket closes it
+            }
         };
         let _ = tcp.set_nodelay(true);
-        let (router, cfg, watcher, tls) =
-            (router.clone(), cfg.clone(), graceful.watcher(), tls.clone());
+        let (router, cfg, watcher, tls, guard) = (
+            router.clone(),
+            cfg.clone(),
+            graceful.watcher(),
+            tls.clone(),
+            guard.clone(),
+        );
         tokio::spawn(async move {
+            let _permit = permit;
             let io = match tls {
-                Some(acceptor) => match acceptor.accept(tcp).await {
+                Some(acceptor) => match guard.handshake(acceptor.accept(tcp)).await {
                     Ok(s) => revdial::RevConn::new(s),
                     Err(e) => {
-                        tracing::debug!("TLS handshake: {e}");
+                        tracing::debug!(%peer, "{e}");
                         return;
                     }
                 },
                 None => revdial::RevConn::new(tcp),
             };
-            if let Some(io) = hijack_or_pass(io, &cfg).await {
-                let conn = http1_builder().serve_connection(TokioIo::new(io), service(router));
+            if let Some(io) = first_head(io, &cfg, &guard).await {
+                let conn = guard
+                    .http1()
+                    .serve_connection(TokioIo::new(io), service(router, guard.clone()));
                 let _ = watcher.watch(conn).await;
             }
         });
@@ -95,21 +104,43 @@ pub async fn serve_tls(
 
 /// Serves one already-accepted connection (for instance a revdial stream) to completion.
 pub async fn serve_connection<IO: Io>(io: IO, cfg: Arc<Config>, router: Router) {
-    if let Some(io) = hijack_or_pass(io, &cfg).await {
-        let _ = http1_builder()
-            .serve_connection(TokioIo::new(io), service(router))
+    let guard = netguard::Guard::new(cfg.limits);
+    if let Some(io) = first_head(io, &cfg, &guard).await {
+        let _ = guard
+            .http1()
+            .serve_connection(TokioIo::new(io), service(router, guard.clone()))
             .await;
     }
 }
 
-fn http1_builder() -> hyper::server::conn::http1::Builder {
-    let mut b = hyper::server::conn::http1::Builder::new();
-    b.keep_alive(true);
-    b
+/// [`hijack_or_pass`] within the head timeout: hyper's own timer starts only once the
+/// connection is handed to it, so a slow first head must be bounded here.
+async fn first_head<IO: Io>(
+    io: IO,
+    cfg: &Config,
+    guard: &netguard::Guard,
+) -> Option<TrailersAllowed<IO>> {
+    tokio::time::timeout(guard.limits().header_read, hijack_or_pass(io, cfg))
+        .await
+        .ok()
+        .flatten()
 }
 
-fn service(router: Router) -> hyper_util::service::TowerToHyperService<Router> {
-    hyper_util::service::TowerToHyperService::new(router)
+/// The router as a hyper service whose request bodies fail after the body idle limit.
+fn service(
+    router: Router,
+    guard: Arc<netguard::Guard>,
+) -> impl hyper::service::Service<
+    hyper::Request<hyper::body::Incoming>,
+    Response = Response,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
+> {
+    hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        use tower::Service as _;
+        let req = req.map(|b| Body::new(guard.idle_body(b)));
+        router.clone().call(req)
+    })
 }
 
 /// Reads the first request head. A `/connect-ssh` request is served here (and `None`

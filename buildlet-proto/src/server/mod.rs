@@ -47,6 +47,9 @@ pub struct Config {
     /// How long `/writetgz?url=` waits for more of the archive before giving up
     /// (default 60 s); connecting is bounded at 10 s and the response head at 60 s.
     pub fetch_idle_timeout: std::time::Duration,
+    /// Connection caps and timeouts of the listener (and of each revdial stream's
+    /// request heads and bodies).
+    pub limits: netguard::Limits,
 }
 
 impl std::fmt::Debug for Config {
@@ -66,6 +69,7 @@ impl std::fmt::Debug for Config {
             .field("max_upload", &self.max_upload)
             .field("extract_limits", &self.extract_limits)
             .field("fetch_idle_timeout", &self.fetch_idle_timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -82,6 +86,7 @@ impl Config {
             max_upload: None,
             extract_limits: crate::tgz::ExtractLimits::default(),
             fetch_idle_timeout: conn::FETCH_IDLE_TIMEOUT,
+            limits: netguard::Limits::default(),
         }
     }
 }

@@ -76,6 +76,23 @@ enum Command {
     },
 }
 
+/// Ctrl-C or SIGTERM (what service managers and container engines send).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+    tracing::info!("shutting down");
+}
+
 fn load(config: Option<PathBuf>) -> anyhow::Result<Config> {
     let cfg = match config {
         Some(path) => Config::load(&path)?,
@@ -92,6 +109,11 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
+    // As Go's runtime does: every connection is a descriptor, and the soft limit (often
+    // 1024) is far below what the hard limit allows.
+    if let Err(e) = netguard::raise_nofile_limit() {
+        tracing::warn!("could not raise the open-file limit: {e}");
+    }
     match Cli::parse().command {
         Command::Key {
             host_type,
@@ -150,11 +172,13 @@ async fn main() -> anyhow::Result<()> {
                 data_dir.display()
             );
             let app = coordinator_bin::web::router(c.clone());
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
-                .await?;
+            coordinator_bin::serve::serve(
+                listener,
+                app,
+                netguard::Limits::default(),
+                shutdown_signal(),
+            )
+            .await;
             c.shutdown.cancel();
         }
     }

@@ -67,6 +67,8 @@ pub struct ReversePoolConfig {
     pub dialer: DialerConfig,
     /// Refuse registrations and pickups that did not arrive over TLS (upstream: always).
     pub require_tls: bool,
+    /// Connection caps and timeouts of [`ReversePool::serve`]'s listener.
+    pub limits: netguard::Limits,
 }
 
 impl std::fmt::Debug for ReversePoolConfig {
@@ -87,6 +89,7 @@ impl ReversePoolConfig {
             health: Health::default(),
             dialer: DialerConfig::default(),
             require_tls: true,
+            limits: netguard::Limits::default(),
         }
     }
 }
@@ -314,22 +317,44 @@ impl ReversePool {
         tls: Option<crate::tls::ServerTls>,
     ) {
         let pickup = self.pickup_service();
+        let guard = netguard::Guard::new(self.inner.cfg.limits);
+        let mut log = netguard::AcceptLog::new("reverse");
         loop {
-            let (tcp, _) = tokio::select! {
+            let (tcp, peer) = tokio::select! {
                 _ = self.inner.stop.cancelled() => return,
-                r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+                c = netguard::accept(&listener, &mut log) => c,
+            };
+            let permit = match guard.admit(peer.ip()) {
+                Ok(p) => p,
+                Err(why) => {
+                    log.refused(peer, why);
+                    continue;
+                }
             };
             let _ = tcp.set_nodelay(true);
-            let (pool, pickup, tls) = (self.clone(), pickup.clone(), tls.clone());
+            // Registrations become control connections: make a machine that vanishes
+            // without a FIN detectable within keep_alive + write_timeout.
+            let d = &self.inner.cfg.dialer;
+            if let Err(e) = revdial::tcp::tune_control_socket(&tcp, d.keep_alive, d.write_timeout) {
+                tracing::debug!(%peer, "tuning the socket: {e}");
+            }
+            let (pool, pickup, tls, guard) =
+                (self.clone(), pickup.clone(), tls.clone(), guard.clone());
             tokio::spawn(async move {
+                let _permit = permit;
                 let (io, is_tls) = match tls {
-                    Some(a) => match a.accept(tcp).await {
+                    Some(a) => match guard.handshake(a.accept(tcp)).await {
                         Ok(s) => (RevConn::new(s), true),
-                        Err(_) => return,
+                        Err(e) => {
+                            tracing::debug!(%peer, "{e}");
+                            return;
+                        }
                     },
                     None => (RevConn::new(tcp), false),
                 };
-                let Ok(req) = HijackedRequest::read(io, is_tls).await else {
+                let read = HijackedRequest::read_or_answer(io, is_tls);
+                let Ok(Some(req)) = tokio::time::timeout(guard.limits().header_read, read).await
+                else {
                     return;
                 };
                 match req.head.path() {

@@ -1,0 +1,62 @@
+//! The coordinator's HTTP listener, within `netguard`'s limits: connection caps (in all
+//! and per client address), a request-head timeout that is also the keep-alive idle
+//! limit, an idle limit on request bodies, and accept errors that back off instead of
+//! spinning. `axum::serve` has none of these.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// How long requests in flight may finish after the shutdown signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Serves `app` on `listener` until `shutdown` completes, then drains for up to
+/// [`SHUTDOWN_GRACE`] (open log streams are cut off then).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: netguard::Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let guard = netguard::Guard::new(limits);
+    let mut log = netguard::AcceptLog::new("coordinator");
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            c = netguard::accept(&listener, &mut log) => c,
+        };
+        let permit = match guard.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                log.refused(peer, why);
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (app, guard, watcher) = (app.clone(), guard.clone(), graceful.watcher());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let idle = guard.clone();
+            let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
+                use tower::Service as _;
+                let req = req.map(|b| Body::new(idle.idle_body(b)));
+                let mut app = app.clone();
+                async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }
+            });
+            let conn = guard.http1().serve_connection(TokioIo::new(tcp), service);
+            let _ = watcher.watch(conn).await;
+        });
+    }
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("shutdown: requests still open after {SHUTDOWN_GRACE:?} were cut off");
+    }
+}
