@@ -92,9 +92,10 @@ impl Shared {
     }
 
     /// Delivers a `pickup-failed` to the dial whose ticket is in `conn_path`. A report for
-    /// a stale ticket is dropped. A report that names no ticket of ours (Go listeners omit
-    /// the path after a refused pickup) is absorbed by the oldest stale ticket if there is
-    /// one, and otherwise fails the oldest waiting dial, as upstream does.
+    /// a stale or unknown ticket is dropped. A report that names no ticket at all (Go
+    /// listeners omit the path after a refused pickup) is absorbed by the oldest stale
+    /// ticket if there is one, and otherwise fails the oldest waiting dial, as upstream
+    /// does.
     fn pickup_failed(&self, conn_path: &str, err: String) {
         let named = ticket_of(conn_path);
         if let Some(t) = &named {
@@ -104,8 +105,11 @@ impl Shared {
                 return;
             }
         }
-        let ticket = match named.filter(|t| self.pending().contains(t)) {
-            Some(t) => Some(t),
+        let ticket = match named {
+            Some(t) if self.pending().contains(&t) => Some(t),
+            // A ticket that is neither waiting nor stale (forged, or long finished)
+            // says nothing about the dials that are waiting: ignore it.
+            Some(_) => return,
             None => {
                 let now = Instant::now();
                 let mut stale = self.stale();
@@ -326,7 +330,9 @@ async fn write_loop<IO: Io>(
 /// Reads control lines; only `pickup-failed` means anything. Any read error, EOF, an
 /// over-long line or invalid JSON closes the Dialer.
 async fn read_loop<IO: Io>(mut rd: ReadHalf<IO>, shared: Arc<Shared>) {
-    read_control(&mut rd, &shared.closed, "Dialer", |m| {
+    // The peer (a Go Listener above all) never writes unless it must: no idle limit here;
+    // the keep-alives this side writes, with TCP_USER_TIMEOUT, detect a dead peer.
+    read_control(&mut rd, &shared.closed, "Dialer", None, |m| {
         if m.command == Command::PickupFailed {
             shared.pickup_failed(&m.conn_path, m.err);
         }
@@ -338,6 +344,25 @@ async fn read_loop<IO: Io>(mut rd: ReadHalf<IO>, shared: Arc<Shared>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_naming_an_unknown_ticket_fails_no_dial() {
+        let shared = Shared {
+            registry: Registry::new(),
+            pending: Mutex::new(VecDeque::new()),
+            stale: Mutex::new(VecDeque::new()),
+            closed: CancellationToken::new(),
+        };
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        shared.registry.insert("live".into(), tx);
+        shared.pending().push_back("live".into());
+        shared.pickup_failed("/revdial?revdial.dialer=forged", "nope".into());
+        assert!(rx.try_recv().is_err(), "the live dial was failed");
+        assert!(shared.registry.contains("live"));
+        // A report that names no ticket still fails the oldest dial (upstream's rule).
+        shared.pickup_failed("", "refused".into());
+        assert!(matches!(rx.try_recv(), Ok(Err(Error::PickupFailed(_)))));
+    }
 
     #[test]
     fn tickets_are_found_in_paths() {

@@ -152,6 +152,7 @@ pub(crate) async fn read_control<R: AsyncRead + Unpin>(
     rd: &mut R,
     closed: &CancellationToken,
     who: &str,
+    idle: Option<std::time::Duration>,
     mut on_message: impl FnMut(Message),
 ) {
     let mut buf = BytesMut::with_capacity(control::MAX_LINE);
@@ -177,9 +178,19 @@ pub(crate) async fn read_control<R: AsyncRead + Unpin>(
             }
             Frame::Incomplete => {}
         }
+        let quiet = async {
+            match idle {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         let read = tokio::select! {
             _ = closed.cancelled() => return,
             r = rd.read_buf(&mut buf) => r,
+            _ = quiet => {
+                tracing::warn!("revdial.{who}: nothing from the peer for {idle:?}; closing");
+                return;
+            }
         };
         if !matches!(read, Ok(n) if n > 0) {
             return;

@@ -32,6 +32,13 @@ pub struct ListenerConfig {
     pub switch_timeout: Duration,
     /// Picked-up connections that may wait for [`Listener::accept`]. Default 8.
     pub accept_queue: usize,
+    /// Pickups in progress at once; a `conn-ready` beyond them is answered with
+    /// `pickup-failed` at once. Default 128.
+    pub max_pickups: usize,
+    /// The control connection is closed when nothing (not even a `keep-alive`, which Go's
+    /// and our Dialers send every 30 s) arrives for this long: a coordinator that vanished
+    /// without a FIN is noticed, and a reconnecting buildlet registers again. Default 90 s.
+    pub idle_timeout: Duration,
 }
 
 impl Default for ListenerConfig {
@@ -40,6 +47,8 @@ impl Default for ListenerConfig {
             dial_timeout: Duration::from_secs(20),
             switch_timeout: Duration::from_secs(20),
             accept_queue: 8,
+            max_pickups: 128,
+            idle_timeout: Duration::from_secs(90),
         }
     }
 }
@@ -124,9 +133,25 @@ struct PickupCtx {
 }
 
 async fn read_loop<IO: Io>(mut rd: ReadHalf<IO>, ctx: PickupCtx) {
-    read_control(&mut rd, &ctx.closed, "Listener", |m| {
-        if m.command == Command::ConnReady {
-            tokio::spawn(pickup(ctx.clone(), m.conn_path));
+    let pickups = Arc::new(tokio::sync::Semaphore::new(ctx.config.max_pickups.max(1)));
+    let idle = Some(ctx.config.idle_timeout);
+    read_control(&mut rd, &ctx.closed, "Listener", idle, |m| {
+        if m.command != Command::ConnReady {
+            return;
+        }
+        match pickups.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    pickup(ctx, m.conn_path).await;
+                    drop(permit);
+                });
+            }
+            // A peer asking for more pickups than can run is answered, not queued.
+            Err(_) => {
+                let msg = Message::pickup_failed(&m.conn_path, "too many pickups in progress");
+                let _ = ctx.msgs.try_send(msg);
+            }
         }
     })
     .await;
@@ -200,5 +225,59 @@ async fn pickup(ctx: PickupCtx, path: String) {
             fail(conn_path, e.to_string()).await
         }
         Err(_) => fail(Some(&path), "switch failed: timeout".into()).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+    use super::*;
+
+    /// A dial-back that never completes, so every pickup stays in progress.
+    fn hanging() -> DialBack {
+        Arc::new(|| Box::pin(std::future::pending()))
+    }
+
+    #[tokio::test]
+    async fn conn_ready_beyond_the_pickup_cap_is_refused_at_once() {
+        let (ours, theirs) = tokio::io::duplex(4096);
+        let config = ListenerConfig {
+            max_pickups: 1,
+            ..ListenerConfig::default()
+        };
+        let _ln = Listener::new(ours, hanging(), config);
+        let (rd, mut wr) = tokio::io::split(theirs);
+        let mut out = Vec::new();
+        for t in ["a", "b"] {
+            control::encode(
+                &Message::conn_ready(&format!("/revdial?revdial.dialer={t}")),
+                &mut out,
+            );
+        }
+        wr.write_all(&out).await.unwrap();
+        let mut line = String::new();
+        let mut rd = BufReader::new(rd);
+        tokio::time::timeout(Duration::from_secs(5), rd.read_line(&mut line))
+            .await
+            .expect("no answer to the second conn-ready")
+            .unwrap();
+        assert!(line.contains("pickup-failed"), "{line}");
+        assert!(line.contains("revdial.dialer=b"), "{line}");
+        assert!(line.contains("too many pickups"), "{line}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_control_connection_is_closed_after_the_idle_limit() {
+        let (ours, _theirs) = tokio::io::duplex(4096);
+        let config = ListenerConfig {
+            idle_timeout: Duration::from_secs(90),
+            ..ListenerConfig::default()
+        };
+        let ln = Listener::new(ours, hanging(), config);
+        tokio::time::sleep(Duration::from_secs(89)).await;
+        assert!(!ln.is_closed());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(ln.is_closed(), "a peer silent for 91 s was kept");
     }
 }

@@ -53,6 +53,36 @@ impl<IO: Io> HijackedRequest<IO> {
             tls,
         })
     }
+
+    /// [`read`](Self::read), answering a malformed head as Go's server does before
+    /// closing: `431` for a head over [`MAX_HEAD`](crate::http1::MAX_HEAD), `400` for
+    /// any other malformation. `None` when there is no request to serve.
+    pub async fn read_or_answer(mut io: IO, tls: bool) -> Option<HijackedRequest<IO>> {
+        use tokio::io::AsyncWriteExt as _;
+        let mut buf = BytesMut::with_capacity(1024);
+        match read_head(&mut io, &mut buf, parse_request_head).await {
+            Ok(head) => Some(HijackedRequest {
+                head,
+                io: Rewind::new(buf.freeze(), io),
+                tls,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                let status = if buf.len() >= crate::http1::MAX_HEAD {
+                    "431 Request Header Fields Too Large"
+                } else {
+                    "400 Bad Request"
+                };
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n\
+                     Connection: close\r\n\r\n{status}"
+                );
+                let _ = io.write_all(reply.as_bytes()).await;
+                let _ = io.shutdown().await;
+                None
+            }
+            Err(_) => None,
+        }
+    }
 }
 
 /// What the pickup service did with a request.
