@@ -198,6 +198,11 @@ func TestGoRevdialListenerOnOurCoordinator(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "412") {
 			t.Fatalf("want a 412 refusal, got %v", err)
 		}
+		// The operator can see why the machine never showed up.
+		waitFor(t, "the refusal in the coordinator's log", 10*time.Second, func() bool {
+			out := c.proc.out.String()
+			return strings.Contains(out, "refused a reverse buildlet") && strings.Contains(out, "invalid build key")
+		})
 	})
 	t.Run("registration_switches_protocols", func(t *testing.T) {
 		conn, br, err := register(t, devBuilderKey("host-interop-go"))

@@ -63,6 +63,11 @@ pub struct Config {
     pub pools: Pools,
     /// Perf data storage.
     pub perf: PerfConfig,
+    /// The coordinator's address as its users reach it (`https://farm.example.com`),
+    /// for the links in JSON replies (log and failure URLs). Default: `http://` and the
+    /// listen address. Links are never built from a request's `Host` header, which any
+    /// client can set.
+    pub public_url: Option<String>,
 }
 
 /// A repository to watch.
@@ -165,6 +170,7 @@ impl Default for Config {
             builders: Vec::new(),
             pools: Pools::default(),
             perf: PerfConfig::default(),
+            public_url: None,
         }
     }
 }

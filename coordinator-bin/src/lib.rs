@@ -69,6 +69,47 @@ pub struct Coordinator {
     pub shutdown: CancellationToken,
     /// Where reverse buildlets register, when enabled.
     pub reverse_addr: Option<std::net::SocketAddr>,
+    /// The address the web listener was bound to (set once it is).
+    pub web_addr: std::sync::OnceLock<std::net::SocketAddr>,
+    /// The data directory's lock, held for the coordinator's life.
+    _lock: std::fs::File,
+}
+
+/// Name of the lock file in the data directory.
+pub const LOCK_FILE: &str = "coordinator.lock";
+
+/// Takes the data directory for this process: two coordinators on one directory would
+/// run each other's builds. The lock is the kernel's (released when the process ends,
+/// however it ends); the file also says which process holds it.
+fn lock_data_dir(data: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::io::{Read, Seek, Write};
+    let path = data.join(LOCK_FILE);
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("opening {}: {e}", path.display()))?;
+    if let Err(e) = f.try_lock() {
+        let mut holder = String::new();
+        let _ = f.read_to_string(&mut holder);
+        let holder = holder.trim();
+        anyhow::bail!(
+            "the data directory {} is in use by another coordinator ({}; {e}); stop it, \
+             or give this one another --data-dir",
+            data.display(),
+            if holder.is_empty() {
+                "process unknown".to_owned()
+            } else {
+                holder.to_owned()
+            }
+        );
+    }
+    f.set_len(0)?;
+    f.rewind()?;
+    writeln!(f, "PID {}", std::process::id())?;
+    Ok(f)
 }
 
 /// Starts the reverse pool's TLS listener.
@@ -114,11 +155,25 @@ impl std::fmt::Debug for Coordinator {
 }
 
 impl Coordinator {
+    /// The base of links in replies: `public_url` from the configuration, or `http://`
+    /// and the address the web listener is bound to. Never a request's `Host` header,
+    /// which any client can set.
+    pub fn base_url(&self) -> String {
+        match &self.config.public_url {
+            Some(u) => u.trim_end_matches('/').to_owned(),
+            None => format!(
+                "http://{}",
+                self.web_addr.get().copied().unwrap_or(self.config.listen)
+            ),
+        }
+    }
+
     /// Opens the data directory and starts the local buildlets (no polling or building
     /// yet: see [`Coordinator::spawn_workers`]).
     pub async fn open(config: Config) -> anyhow::Result<Arc<Coordinator>> {
         let data = config.data_dir.clone();
         tokio::fs::create_dir_all(&data).await?;
+        let lock = lock_data_dir(&data)?;
         let db = {
             let path = data.join(BUILDS_DB);
             tokio::task::spawn_blocking(move || Db::open(&path)).await??
@@ -164,6 +219,8 @@ impl Coordinator {
             poll_now: Notify::new(),
             shutdown: CancellationToken::new(),
             reverse_addr,
+            web_addr: std::sync::OnceLock::new(),
+            _lock: lock,
         }))
     }
 

@@ -1,8 +1,13 @@
 //! Build logs that can be read while they are written.
 //!
-//! An append-only buffer capped at 2 MiB (upstream's limit; overflow is cut with a note);
-//! readers start at offset 0 and wait for more until the log is closed.
+//! Command output is kept up to [`MAX_LOG`] bytes: the first half as it comes, and then
+//! the *last* half, since the end of a failing build (the test that failed, the verdict)
+//! matters most. The runner's own lines (`$ step`, `step failed: …`, the verdict) are
+//! always kept, in order: before one is written, the tail kept so far is flushed after a
+//! note saying how much was left out. Readers start at offset 0 and wait for more until
+//! the log is closed.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -10,23 +15,52 @@ use std::task::{Context, Poll};
 use tokio::io::AsyncWrite;
 use tokio::sync::watch;
 
-/// Most bytes a log keeps.
+/// Most bytes of command output a log keeps (the runner's own lines come on top).
 pub const MAX_LOG: usize = 2 << 20;
 
-const TRUNCATED: &[u8] = b"\n\n... log truncated ...\n";
+/// The output kept from the start.
+const HEAD: usize = MAX_LOG / 2;
+/// The output kept from the end, at most, between two runner lines.
+const TAIL: usize = MAX_LOG / 2;
 
 /// One live log.
 #[derive(Debug)]
 pub struct LiveLog {
-    buf: Mutex<Vec<u8>>,
+    state: Mutex<State>,
     /// Length written so far, and whether the log is closed.
     progress: watch::Sender<(usize, bool)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// What readers see.
+    buf: Vec<u8>,
+    /// Output past the head, newest last, at most [`TAIL`] bytes.
+    tail: VecDeque<u8>,
+    /// Output bytes dropped from the front of `tail`.
+    omitted: u64,
+}
+
+impl State {
+    /// Appends the kept tail to `buf`, after a note on what was left out.
+    fn flush_tail(&mut self) {
+        if self.omitted > 0 {
+            let note = format!(
+                "\n... {} bytes of output left out; the last {} follow ...\n",
+                self.omitted,
+                self.tail.len()
+            );
+            self.buf.extend_from_slice(note.as_bytes());
+            self.omitted = 0;
+        }
+        self.buf.extend(self.tail.drain(..));
+    }
 }
 
 impl Default for LiveLog {
     fn default() -> Self {
         LiveLog {
-            buf: Mutex::new(Vec::new()),
+            state: Mutex::new(State::default()),
             progress: watch::channel((0, false)).0,
         }
     }
@@ -38,41 +72,65 @@ impl LiveLog {
         Arc::new(LiveLog::default())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<u8>> {
-        self.buf.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Appends bytes (ignored once closed or full).
-    pub fn write(&self, data: &[u8]) {
-        let mut buf = self.lock();
-        if self.progress.borrow().1 || buf.len() >= MAX_LOG + TRUNCATED.len() {
+    fn published(&self, st: &State) {
+        self.progress.send_replace((st.buf.len(), false));
+    }
+
+    /// Appends command output (ignored once closed): the head while there is room, then
+    /// a bounded tail.
+    pub fn write(&self, mut data: &[u8]) {
+        if self.progress.borrow().1 {
             return;
         }
-        let room = MAX_LOG.saturating_sub(buf.len());
-        if data.len() > room {
-            buf.extend_from_slice(&data[..room]);
-            buf.extend_from_slice(TRUNCATED);
-        } else {
-            buf.extend_from_slice(data);
+        let mut st = self.lock();
+        let in_head = st.tail.is_empty() && st.omitted == 0;
+        if in_head {
+            let room = HEAD.saturating_sub(st.buf.len());
+            let now = data.len().min(room);
+            st.buf.extend_from_slice(&data[..now]);
+            data = &data[now..];
         }
-        let len = buf.len();
-        self.progress.send_replace((len, false));
+        if !data.is_empty() {
+            if data.len() >= TAIL {
+                st.omitted += (st.tail.len() + data.len() - TAIL) as u64;
+                st.tail.clear();
+                data = &data[data.len() - TAIL..];
+            }
+            let over = (st.tail.len() + data.len()).saturating_sub(TAIL);
+            st.tail.drain(..over);
+            st.omitted += over as u64;
+            st.tail.extend(data);
+        }
+        self.published(&st);
     }
 
-    /// Appends a line.
+    /// Appends one of the runner's own lines, which is always kept (after the tail of
+    /// the output before it).
     pub fn line(&self, text: &str) {
-        self.write(format!("{text}\n").as_bytes());
+        if self.progress.borrow().1 {
+            return;
+        }
+        let mut st = self.lock();
+        st.flush_tail();
+        st.buf.extend_from_slice(text.as_bytes());
+        st.buf.push(b'\n');
+        self.published(&st);
     }
 
-    /// Closes the log: readers get the rest and end.
+    /// Closes the log: the kept tail is appended, readers get the rest and end.
     pub fn close(&self) {
-        let len = self.lock().len();
-        self.progress.send_replace((len, true));
+        let mut st = self.lock();
+        st.flush_tail();
+        self.progress.send_replace((st.buf.len(), true));
     }
 
-    /// Everything written so far.
+    /// Everything readers can see so far.
     pub fn contents(&self) -> Vec<u8> {
-        self.lock().clone()
+        self.lock().buf.clone()
     }
 
     /// The bytes after `offset`, waiting for some if there are none yet; `None` once the
@@ -82,9 +140,9 @@ impl LiveLog {
         loop {
             let (len, closed) = *rx.borrow_and_update();
             if len > offset {
-                let buf = self.lock();
-                let end = buf.len().min(offset + 64 * 1024);
-                return Some(buf[offset..end].to_vec());
+                let st = self.lock();
+                let end = st.buf.len().min(offset + 64 * 1024);
+                return Some(st.buf[offset..end].to_vec());
             }
             if closed {
                 return None;
@@ -145,13 +203,39 @@ mod tests {
     }
 
     #[test]
-    fn capped_at_two_mebibytes() {
+    fn a_long_log_keeps_its_head_its_tail_and_every_runner_line() {
         let log = LiveLog::new();
-        log.write(&vec![b'x'; MAX_LOG - 1]);
-        log.write(b"abc");
-        log.write(b"more");
+        log.line("$ ./all.bash");
+        log.write(b"FIRST OUTPUT\n");
+        for i in 0..120_000 {
+            log.write(format!("ok  \tpkg/number{i:06}\t0.1s\n").as_bytes());
+        }
+        log.write(b"--- FAIL: TestTheLastOne\n");
+        log.line("step failed: exit status 1");
+        log.write(b"cleanup output\n");
+        log.line("Build failed.");
+        log.close();
+        let text = String::from_utf8(log.contents()).unwrap();
+        assert!(
+            text.starts_with("$ ./all.bash\nFIRST OUTPUT\n"),
+            "{:.80}",
+            text
+        );
+        assert!(text.contains("bytes of output left out"));
+        assert!(text.contains("--- FAIL: TestTheLastOne\nstep failed: exit status 1\n"));
+        assert!(text.ends_with("cleanup output\nBuild failed.\n"));
+        assert!(text.len() <= MAX_LOG + 4096, "{} bytes", text.len());
+    }
+
+    #[test]
+    fn one_huge_write_keeps_its_end() {
+        let log = LiveLog::new();
+        let mut big = vec![b'a'; 3 * MAX_LOG];
+        big.extend_from_slice(b"THE END\n");
+        log.write(&big);
+        log.close();
         let c = log.contents();
-        assert_eq!(c.len(), MAX_LOG + TRUNCATED.len());
-        assert!(c.ends_with(TRUNCATED));
+        assert!(c.ends_with(b"THE END\n"));
+        assert!(c.len() <= MAX_LOG + 200);
     }
 }

@@ -49,8 +49,24 @@ pub fn router(c: Arc<Coordinator>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/perf", get(|| async { Redirect::permanent("/perf/") }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(c)
         .nest("/perf/", perf)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        format!("404 page not found: {}\n", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("405 method {method} not allowed for {}\n", uri.path()),
+    )
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
@@ -110,8 +126,21 @@ async fn grid_data(c: &Coordinator) -> anyhow::Result<Grid> {
             .find(|(k, _)| k.source == b.source && k.rev == b.rev)
         {
             Some((_, cells)) => {
-                // `recent` is newest first: keep the first (newest) build per builder.
-                cells.entry(b.builder.clone()).or_insert(b);
+                // `recent` is newest first: keep the newest build per builder, except
+                // that a canceled one (a manual retry stopped, say) never hides an
+                // older build that ran.
+                match cells.get(&b.builder) {
+                    None => {
+                        cells.insert(b.builder.clone(), b);
+                    }
+                    Some(kept)
+                        if kept.state == BuildState::Canceled
+                            && b.state != BuildState::Canceled =>
+                    {
+                        cells.insert(b.builder.clone(), b);
+                    }
+                    Some(_) => {}
+                }
             }
             None => {
                 let mut cells = HashMap::new();
@@ -130,28 +159,21 @@ struct GridParams {
     mode: String,
 }
 
-async fn grid(
-    State(c): State<Shared>,
-    Query(p): Query<GridParams>,
-    headers: HeaderMap,
-) -> Response {
+async fn grid(State(c): State<Shared>, Query(p): Query<GridParams>) -> Response {
     let grid = match grid_data(&c).await {
         Ok(g) => g,
         Err(e) => return internal(e),
     };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
+    let base = c.base_url();
     match p.mode.as_str() {
-        "json" => grid_json(&grid, host),
+        "json" => grid_json(&grid, &base),
         "" => grid_html(&grid),
         _ => text(StatusCode::BAD_REQUEST, "unsupported mode argument\n"),
     }
 }
 
 /// The dashboard's JSON: a cell is `""`, `"ok"`, or the failure's log URL.
-fn grid_json(grid: &Grid, host: &str) -> Response {
+fn grid_json(grid: &Grid, base: &str) -> Response {
     let status = BuildStatus {
         builders: grid.builders.clone(),
         revisions: grid
@@ -169,7 +191,7 @@ fn grid_json(grid: &Grid, host: &str) -> Response {
                     .iter()
                     .map(|name| match cells.get(name).map(|b| b.state) {
                         Some(BuildState::Succeeded) => "ok".to_string(),
-                        Some(BuildState::Failed) => format!("http://{host}/log/{}", cells[name].id),
+                        Some(BuildState::Failed) => format!("{base}/log/{}", cells[name].id),
                         _ => String::new(),
                     })
                     .collect(),
@@ -452,7 +474,7 @@ async fn build_json(State(c): State<Shared>, Path(id): Path<String>) -> Response
 }
 
 /// The build as upstream's datastore `Build` record.
-fn record_of(b: &Build, host: &str) -> dashboard_types::BuildRecord {
+fn record_of(b: &Build, base: &str) -> dashboard_types::BuildRecord {
     use dashboard_types::go_json::GoTime;
     let time = |t: &Option<String>| {
         t.as_deref()
@@ -467,7 +489,7 @@ fn record_of(b: &Build, host: &str) -> dashboard_types::BuildRecord {
     };
     let mut parts = b.builder.splitn(3, '-');
     let (os, arch) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let log_url = format!("http://{host}/log/{}", b.id);
+    let log_url = format!("{base}/log/{}", b.id);
     dashboard_types::BuildRecord {
         id: b.id.clone(),
         process_id: std::process::id().to_string(),
@@ -495,18 +517,9 @@ fn record_of(b: &Build, host: &str) -> dashboard_types::BuildRecord {
     }
 }
 
-async fn build_record(
-    State(c): State<Shared>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
+async fn build_record(State(c): State<Shared>, Path(id): Path<String>) -> Response {
     match c.db.get(&id).await {
-        Ok(Some(b)) => json(StatusCode::OK, record_of(&b, &host)),
+        Ok(Some(b)) => json(StatusCode::OK, record_of(&b, &c.base_url())),
         Ok(None) => text(StatusCode::NOT_FOUND, format!("no build {id}\n")),
         Err(e) => internal(e),
     }
@@ -621,6 +634,11 @@ async fn retry(State(c): State<Shared>, Path(id): Path<String>) -> Response {
 }
 
 async fn cancel(State(c): State<Shared>, Path(id): Path<String>) -> Response {
+    match c.db.get(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return text(StatusCode::NOT_FOUND, format!("no build {id}\n")),
+        Err(e) => return internal(e),
+    }
     if let Some(r) = c.running(&id) {
         r.cancel.cancel();
         return text(StatusCode::OK, "canceled\n");
@@ -648,16 +666,36 @@ async fn poll(State(c): State<Shared>) -> Response {
     text(StatusCode::ACCEPTED, "polling\n")
 }
 
-async fn metrics(State(c): State<Shared>) -> Response {
+/// `/metrics`: OpenMetrics for a scraper that asks for it in `Accept`, Prometheus's
+/// classic text format otherwise (what a browser shows instead of downloading).
+async fn metrics(State(c): State<Shared>, headers: HeaderMap) -> Response {
     if let Ok(q) = c.db.in_state(BuildState::Queued).await {
         c.metrics.queued.set(q.len() as i64);
     }
+    let text = c.metrics.encode();
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        return (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response();
+    }
+    // The classic format is the same lines without OpenMetrics' `# EOF` terminator.
+    let classic = text.strip_suffix("# EOF\n").unwrap_or(&text).to_owned();
     (
         [(
             header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            "text/plain; version=0.0.4; charset=utf-8",
         )],
-        c.metrics.encode(),
+        classic,
     )
         .into_response()
 }

@@ -124,7 +124,18 @@ async fn main() -> anyhow::Result<()> {
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
             }
-            let master = coordinator_bin::tls::master_key(&Coordinator::master_key_path(&cfg))?;
+            let path = Coordinator::master_key_path(&cfg);
+            // Creating a key here would print a key no coordinator uses: a reverse
+            // buildlet given it would be refused with 412 and nobody would know why.
+            if !path.exists() {
+                anyhow::bail!(
+                    "no master key at {}: the coordinator creates it when it first starts. \
+                     Run this where `coordinator serve` runs, or point --data-dir (or \
+                     --config) at its data directory.",
+                    path.display()
+                );
+            }
+            let master = coordinator_bin::tls::master_key(&path)?;
             println!(
                 "{}",
                 dashboard_types::keys::builder_key(&master, &host_type)
@@ -165,6 +176,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(r) = c.reverse_addr {
                 println!("reverse buildlets: {r} (TLS)");
             }
+            let _ = c.web_addr.set(listener.local_addr()?);
             println!("serving http://{}/", listener.local_addr()?);
             tracing::info!(
                 "serving on http://{}/ (grid at /, status at /status, perf data at /perf/; state in {})",

@@ -203,6 +203,15 @@ impl ReversePool {
         };
         let mut io = req.io;
         if let Some((status, msg)) = refusal {
+            // Operators must be able to see why a machine never showed up.
+            let cut = |s: &str| s.chars().take(100).collect::<String>();
+            tracing::warn!(
+                status,
+                reason = msg,
+                host_type = %cut(&host_type),
+                hostname = %cut(&hostname),
+                "refused a reverse buildlet's registration"
+            );
             write_go_error(&mut io, status, &[], msg).await?;
             return Ok(Registration::Refused(status));
         }
