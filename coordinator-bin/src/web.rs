@@ -79,6 +79,8 @@ fn text(status: StatusCode, body: impl Into<String>) -> Response {
 }
 
 fn internal(e: anyhow::Error) -> Response {
+    // The coordinator's own failure: the operator must see it, not only the client.
+    tracing::error!("request failed: {e:#}");
     text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e:#}\n"))
 }
 

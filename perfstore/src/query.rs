@@ -80,6 +80,21 @@ pub fn split_words(q: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether `q` opens a quote it never closes, by [`split_words`]' rules.
+fn has_unterminated_quote(q: &str) -> bool {
+    let q = q.as_bytes();
+    let (mut quoting, mut i) = (false, 0);
+    while i < q.len() {
+        match q[i] {
+            b'\\' => i += 1,
+            b'"' => quoting = !quoting,
+            _ => {}
+        }
+        i += 1;
+    }
+    quoting
+}
+
 /// A query that is not valid, with upstream's message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -93,6 +108,10 @@ pub enum QueryError {
     /// `key:` with an empty value (upstream cannot search for a missing label).
     #[error("missing value for key {0:?}")]
     MissingValue(String),
+    /// A `"` that is never closed (upstream quietly searches for what precedes it, which
+    /// for `q="` is everything).
+    #[error("unterminated quote in query {0:?}")]
+    UnterminatedQuote(String),
 }
 
 impl QueryError {
@@ -101,7 +120,8 @@ impl QueryError {
         match self {
             QueryError::MissingOperator(w)
             | QueryError::InvalidKey(w)
-            | QueryError::MissingValue(w) => w,
+            | QueryError::MissingValue(w)
+            | QueryError::UnterminatedQuote(w) => w,
         }
     }
 }
@@ -228,6 +248,9 @@ impl Query {
     /// (after merging) the first key, in sorted order, with an empty `:` value. A query whose
     /// terms contradict each other is not an error: it [never matches](Query::never_matches).
     pub fn parse(q: &str) -> Result<Query, QueryError> {
+        if has_unterminated_quote(q) {
+            return Err(QueryError::UnterminatedQuote(q.to_owned()));
+        }
         let mut terms: Vec<Term> = Vec::new();
         for word in split_words(q) {
             let term = parse_word(&word)?;
@@ -248,6 +271,8 @@ impl Query {
             }
         }
         terms.sort_by(|a, b| a.key.cmp(&b.key));
+        // `key>` and `key<` with nothing after them stay valid, as upstream: `k>`
+        // compares with the empty string, so it matches every record that has `k`.
         for t in &terms {
             if t.key != UPLOAD_KEY && t.constraint == Constraint::Eq(String::new()) {
                 return Err(QueryError::MissingValue(t.key.clone()));
@@ -349,6 +374,14 @@ mod tests {
         );
         assert_eq!(e("a:1 OR a:2"), r#"query part "OR" has invalid key"#);
         assert_eq!(e("k:"), r#"missing value for key "k""#);
+        // Upstream searches for what precedes an unclosed quote; for `q="` that is
+        // everything. We refuse it.
+        assert_eq!(e("\""), r#"unterminated quote in query "\"""#);
+        assert_eq!(
+            e(r#"pkg:"a b"#),
+            r#"unterminated quote in query "pkg:\"a b""#
+        );
+        assert!(Query::parse(r#"pkg:"a b" x:\""#).is_ok());
         assert_eq!(one("k>"), Gt(String::new()));
         assert_eq!(one(":x"), Eq("x".into()));
         assert_eq!(one("upload:"), Eq(String::new()));

@@ -324,9 +324,9 @@ async fn methods_and_pages() {
         (405, "/upload must be called as a POST request\n")
     );
     let r = get(format!("{}/", s.base)).await;
-    assert!(r.body.contains("<form action=\"ui/search\""));
+    assert!(r.body.contains("<form action=\"./ui/search\""));
     let r = get(format!("{}/no/such/page", s.base)).await;
-    assert_eq!(r.status, 200);
+    assert_eq!(r.status, 404);
 
     let old: String = (0..10)
         .map(|i| format!("BenchmarkX 1 {} ns/op\n", 200 + i))
@@ -353,4 +353,67 @@ async fn methods_and_pages() {
     assert!(r.body.contains("-48.90% (p=0.000 n=10)"), "{}", r.body);
     let r = get(format!("{}/ui/compare?old=BAD&new=x:1", s.base)).await;
     assert_eq!(r.status, 400);
+}
+
+/// Every link and form action of a page, resolved against the page's path.
+fn resolved_links(page_path: &str, html: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for attr in ["href=\"", "action=\""] {
+        for piece in html.split(attr).skip(1) {
+            let target = &piece[..piece.find('"').unwrap()];
+            let dir = &page_path[..=page_path.rfind('/').unwrap()];
+            let mut parts: Vec<&str> = dir.split('/').filter(|p| !p.is_empty()).collect();
+            for seg in target.split('/') {
+                match seg {
+                    "." | "" => {}
+                    ".." => {
+                        parts.pop();
+                    }
+                    s => parts.push(s),
+                }
+            }
+            let mut path = format!("/{}", parts.join("/"));
+            if target.ends_with('/') && path != "/" {
+                path.push('/');
+            }
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn ui_links_resolve_and_unknown_paths_are_404() {
+    let s = start(ServerConfig::default()).await;
+    for page in [
+        "/",
+        "/upload",
+        "/ui/search?q=a:b",
+        "/ui/compare?old=a:b&new=a:c",
+    ] {
+        let r = get(format!("{}{page}", s.base)).await;
+        assert_eq!(r.status, 200, "{page}: {}", r.body);
+        let path = page.split('?').next().unwrap();
+        for link in resolved_links(path, &r.body) {
+            assert!(
+                ["/", "/upload", "/ui/search", "/ui/compare"].contains(&link.as_str()),
+                "{page} links to {link}"
+            );
+        }
+    }
+    for bad in ["/ui/ui/search", "/nothing", "/ui/"] {
+        let r = get(format!("{}{bad}", s.base)).await;
+        assert_eq!(r.status, 404, "{bad}: {}", r.body);
+        assert!(r.body.contains("404 page not found"), "{}", r.body);
+    }
+}
+
+#[tokio::test]
+async fn an_unterminated_quote_is_a_400_not_the_whole_database() {
+    let s = start(ServerConfig::default()).await;
+    for path in ["/search?q=%22", "/ui/search?q=pkg:%22a", "/uploads?q=%22"] {
+        let r = get(format!("{}{path}", s.base)).await;
+        assert_eq!(r.status, 400, "{path}: {}", r.body);
+        assert!(r.body.contains("unterminated quote"), "{}", r.body);
+    }
 }

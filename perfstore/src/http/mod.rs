@@ -92,9 +92,28 @@ pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
         .route("/uploads", axum::routing::any(uploads))
         .route("/ui/search", axum::routing::get(ui::search_page))
         .route("/ui/compare", axum::routing::get(ui::compare_page))
-        .fallback(ui::index_page)
+        .route("/", axum::routing::get(ui::index_page))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn(close_if_body_unread))
+        .layer(axum::middleware::from_fn(log_server_errors))
         .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    go_error(
+        StatusCode::NOT_FOUND,
+        format!("404 page not found: {}", uri.path()),
+    )
+}
+
+/// Logs every 5xx answer: an operator must see the server's own failures.
+async fn log_server_errors(req: Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let resp = next.run(req).await;
+    if resp.status().is_server_error() {
+        tracing::error!(%method, path, status = resp.status().as_u16(), "perf request failed");
+    }
+    resp
 }
 
 /// An error response as Go's `http.Error` writes it.

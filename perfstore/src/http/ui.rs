@@ -25,32 +25,61 @@ pub(crate) fn escape(s: &str) -> String {
     out
 }
 
-fn page(title: &str, body: &str) -> Html<String> {
+/// Where a page sits in the router: links are relative (the router may be mounted
+/// anywhere, `/perf/` in the coordinator), so they depend on it.
+#[derive(Clone, Copy)]
+enum Depth {
+    /// `/` and `/upload`.
+    Top,
+    /// `/ui/search` and `/ui/compare`.
+    Ui,
+}
+
+impl Depth {
+    /// The relative path from the page back to the router's root.
+    fn root(self) -> &'static str {
+        match self {
+            Depth::Top => "./",
+            Depth::Ui => "../",
+        }
+    }
+}
+
+fn page(title: &str, depth: Depth, body: &str) -> Html<String> {
     Html(format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\
          <style>body{{font-family:sans-serif;margin:2em}}pre{{background:#f4f4f4;padding:1em;overflow:auto}}\
          input[type=text]{{width:40em}}</style></head>\
          <body><h1>{t}</h1>{body}\
-         <p><a href=\"./\">perf data</a> · <a href=\"upload\">upload</a></p></body></html>\n",
-        t = escape(title)
+         <p><a href=\"{root}\">perf data</a> · <a href=\"{root}upload\">upload</a></p></body></html>\n",
+        t = escape(title),
+        root = depth.root(),
     ))
 }
 
-const FORMS: &str = r#"
-<form action="ui/search" method="get"><label>Search <input type="text" name="q" placeholder="goos:linux pkg:encoding/json"></label> <button>Search</button></form>
-<form action="ui/compare" method="get"><p><label>Old <input type="text" name="old" placeholder="upload:20170214.1"></label></p>
+/// The search and compare forms, with actions relative to `depth`.
+fn forms(depth: Depth) -> String {
+    let root = depth.root();
+    format!(
+        r#"
+<form action="{root}ui/search" method="get"><label>Search <input type="text" name="q" placeholder="goos:linux pkg:encoding/json"></label> <button>Search</button></form>
+<form action="{root}ui/compare" method="get"><p><label>Old <input type="text" name="old" placeholder="upload:20170214.1"></label></p>
 <p><label>New <input type="text" name="new" placeholder="upload:20170214.2"></label> <button>Compare</button></p></form>
-"#;
+"#
+    )
+}
 
-/// `GET /` and every unknown path: what this server is, with the search and compare forms.
+/// `GET /`: what this server is, with the search and compare forms.
 pub(super) async fn index_page() -> Response {
     page(
         "Performance data",
+        Depth::Top,
         &format!(
             "<p>Go benchmark results, stored and searched as golang.org/x/perf's perfdata does. \
              Upload with <code>benchsave -server URL files…</code> or the <a href=\"upload\">upload form</a>; \
              query with <code>/search?q=key:value …</code> (terms are ANDed; <code>key&lt;v</code>, \
-             <code>key&gt;v</code>, <code>upload:ID</code>) and <code>/uploads</code>.</p>{FORMS}"
+             <code>key&gt;v</code>, <code>upload:ID</code>) and <code>/uploads</code>.</p>{forms}",
+            forms = forms(Depth::Top)
         ),
     )
     .into_response()
@@ -60,6 +89,7 @@ pub(super) async fn index_page() -> Response {
 pub(super) fn upload_form() -> Response {
     page(
         "Upload benchmark results",
+        Depth::Top,
         r#"<form action="upload" method="post" enctype="multipart/form-data">
 <input type="file" name="file" multiple> <input type="hidden" name="commit" value="1"> <button>Upload</button></form>"#,
     )
@@ -102,15 +132,17 @@ pub(super) async fn search_page(
     let text = String::from_utf8_lossy(&text);
     page(
         "Search",
+        Depth::Ui,
         &format!(
-            "{FORMS}<p>{records} record(s) for <code>{q}</code>{more}.</p><pre>{body}</pre>",
+            "{forms}<p>{records} record(s) for <code>{q}</code>{more}.</p><pre>{body}</pre>",
             q = escape(&p.q),
             more = if records >= 1000 {
                 " (first 1000; use /search for all)"
             } else {
                 ""
             },
-            body = escape(&text)
+            body = escape(&text),
+            forms = forms(Depth::Ui),
         ),
     )
     .into_response()
@@ -132,8 +164,10 @@ pub(super) async fn compare_page(
     match compare_queries(&state, &p.old, &p.new).await {
         Ok(table) => page(
             "Compare",
+            Depth::Ui,
             &format!(
-                "{FORMS}<p>old: <code>{}</code>, new: <code>{}</code></p><pre>{}</pre>",
+                "{}<p>old: <code>{}</code>, new: <code>{}</code></p><pre>{}</pre>",
+                forms(Depth::Ui),
                 escape(&p.old),
                 escape(&p.new),
                 escape(&table)
