@@ -5,8 +5,8 @@
 # The full output goes to target/bench-all.log; the ratio lines are repeated at the end.
 #
 # usage: ./bench.sh [TREE_RUNS]       (default 5; about half an hour on 2 cores)
-# Needs: the shared folder beside the repo (its bench/prepare-tree.sh makes the tar corpus
-# on a tmpfs), curl and python3 for the tree script.
+# Needs: buildlet-proto/benches/prepare-tree.sh (makes the tar corpus on a tmpfs; root
+# for apt-get the first time), curl and python3 for the tree script.
 set -euo pipefail
 cd "$(dirname "$0")"
 mkdir -p target
@@ -14,8 +14,8 @@ log=target/bench-all.log
 : >"$log"
 # The tar corpus first, so the in-process tgz bench measures the same input as tree.sh.
 bench_dir=${BENCH_DIR:-/tmp/xbuild-bench}
-echo "==> preparing the shared tar corpus in $bench_dir"
-bash ../shared/bench/prepare-tree.sh "$bench_dir"
+echo "==> preparing the tar corpus in $bench_dir"
+bash buildlet-proto/benches/prepare-tree.sh "$bench_dir"
 export BENCH_TREE="$bench_dir/tree"
 echo "==> cargo bench --workspace (criterion; ratio lines at the end of each bench)"
 cargo bench --workspace 2>&1 | tee -a "$log"

@@ -5,16 +5,15 @@
 #   2. GET /tgz (the buildlet packs, curl receives) against `tar czf` (gzip -6, one core),
 #      and the compressed sizes;
 #   3. the buildlet's peak RSS (VmHWM) while streaming a ~1 GiB tree in each direction.
-# Input: the shared corpus (the Go standard library source, ~10k files, ~100 MB), prepared
-# on a tmpfs by shared/bench/prepare-tree.sh, so timings measure code, not disks.
+# Input: the corpus (the Go standard library source, ~8k files, ~100 MB), prepared on a
+# tmpfs by prepare-tree.sh beside this script, so timings measure code, not disks.
 #
 # usage: buildlet-proto/benches/tree.sh [RUNS]     (default 5; best of RUNS is reported)
 set -euo pipefail
 runs=${1:-5}
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 bench=${BENCH_DIR:-/tmp/xbuild-bench}
-prepare="$repo/../shared/bench/prepare-tree.sh"
-[ -f "$prepare" ] || { echo "missing $prepare (the shared folder beside the repo)" >&2; exit 1; }
+prepare="$repo/buildlet-proto/benches/prepare-tree.sh"
 bash "$prepare" "$bench" >&2
 tree="$bench/tree" archive="$bench/tree.tar.gz"
 (cd "$repo" && cargo build -q --release -p buildlet-proto --bin buildlet)
