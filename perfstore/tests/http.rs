@@ -417,3 +417,55 @@ async fn an_unterminated_quote_is_a_400_not_the_whole_database() {
         assert!(r.body.contains("unterminated quote"), "{}", r.body);
     }
 }
+
+#[tokio::test]
+async fn uploads_beyond_the_cap_wait_for_their_turn() {
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = start(ServerConfig {
+        max_concurrent_uploads: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let head = |len: usize| {
+        format!(
+            "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {len}\r\n\r\n"
+        )
+    };
+    let body = multipart(&[("file", Some("a.txt"), b"BenchmarkA 1 1 ns/op\n")]);
+    // The first upload sends half its body and holds its place.
+    let mut first = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    first.write_all(head(body.len()).as_bytes()).await.unwrap();
+    first.write_all(&body[..body.len() / 2]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The second is complete, but must wait for the first.
+    let second = tokio::spawn({
+        let body = body.clone();
+        let addr = s.addr;
+        let head = head(body.len());
+        async move {
+            let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+            c.write_all(head.as_bytes()).await.unwrap();
+            c.write_all(&body).await.unwrap();
+            let mut reply = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !reply.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = c.read(&mut buf).await.unwrap();
+                assert!(n > 0);
+                reply.extend_from_slice(&buf[..n]);
+            }
+            String::from_utf8_lossy(&reply).into_owned()
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        !second.is_finished(),
+        "the second upload ran beside the first"
+    );
+    first.write_all(&body[body.len() / 2..]).await.unwrap();
+    let reply = tokio::time::timeout(Duration::from_secs(30), second)
+        .await
+        .expect("the second upload never ran")
+        .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}

@@ -50,6 +50,9 @@ pub struct ServerConfig {
     /// Largest benchmark text one side of a comparison may gather, in bytes; a larger
     /// one is refused with 413 (narrow the query).
     pub max_compare_bytes: usize,
+    /// Uploads processed at once; more wait their turn. An upload's parse holds memory
+    /// proportional to its size, so this bounds the total. Default 2.
+    pub max_concurrent_uploads: usize,
 }
 
 impl Default for ServerConfig {
@@ -59,6 +62,7 @@ impl Default for ServerConfig {
             view_url_base: None,
             max_concurrent_comparisons: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_compare_bytes: 64 << 20,
+            max_concurrent_uploads: 2,
         }
     }
 }
@@ -74,6 +78,8 @@ pub(crate) struct AppState {
     /// Permits for CPU-heavy work (comparisons), which runs on blocking threads so that
     /// it can never stall the async workers that serve every other request.
     cpu: Arc<tokio::sync::Semaphore>,
+    /// Permits for uploads in progress.
+    uploads: Arc<tokio::sync::Semaphore>,
 }
 
 type Shared = Arc<AppState>;
@@ -81,10 +87,12 @@ type Shared = Arc<AppState>;
 /// The API and UI over `store`.
 pub fn router(store: Arc<dyn Store>, config: ServerConfig) -> Router {
     let permits = config.max_concurrent_comparisons.max(1);
+    let upload_permits = config.max_concurrent_uploads.max(1);
     let state = Arc::new(AppState {
         store,
         config,
         cpu: Arc::new(tokio::sync::Semaphore::new(permits)),
+        uploads: Arc::new(tokio::sync::Semaphore::new(upload_permits)),
     });
     Router::new()
         .route("/upload", axum::routing::any(upload))
@@ -315,6 +323,14 @@ async fn upload(State(state): State<Shared>, req: Request) -> Response {
             );
         }
     }
+    // Waiting here reads nothing of the body, so waiting uploads cost a connection each,
+    // not their size.
+    let Ok(_permit) = state.uploads.clone().acquire_owned().await else {
+        return go_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is shutting down",
+        );
+    };
     let started = Utc::now();
     match receive_upload(&state, req, started).await {
         Ok(status) => match serde_json::to_vec(&status) {
