@@ -17,6 +17,55 @@ pub async fn run_all(store: &dyn Store) {
     search_and_uploads(store).await;
     failed_insert_leaves_nothing(store).await;
     bytes_and_large_uploads(store).await;
+    streamed_uploads_commit_whole_or_not_at_all(store).await;
+}
+
+/// A streamed upload is one transaction: abandoned half-way it leaves nothing; finished,
+/// its batches read back as one upload, in order.
+async fn streamed_uploads_commit_whole_or_not_at_all(store: &dyn Store) {
+    use crate::store::RecordBatch;
+    let id = store.allocate_upload(day(20)).await.expect("allocate");
+    let before = search(store, " ").await.len();
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let writer = {
+        let id = id.clone();
+        async move { store.insert_record_stream(&id, rx).await }
+    };
+    let feed = async {
+        tx.send(RecordBatch::Records(records_of(
+            &id,
+            "BenchmarkS 1 1 ns/op\n",
+        )))
+        .await
+        .unwrap();
+        drop(tx);
+    };
+    let (r, ()) = tokio::join!(writer, feed);
+    assert!(r.is_err(), "an abandoned stream was committed");
+    assert_eq!(search(store, " ").await.len(), before);
+
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let writer = {
+        let id = id.clone();
+        async move { store.insert_record_stream(&id, rx).await }
+    };
+    let feed = async {
+        for i in 0..5 {
+            let text = format!("stream: yes\nBenchmarkS{i} 1 {i} ns/op\n");
+            tx.send(RecordBatch::Records(records_of(&id, &text)))
+                .await
+                .unwrap();
+        }
+        tx.send(RecordBatch::Done).await.unwrap();
+    };
+    let (r, ()) = tokio::join!(writer, feed);
+    r.expect("a finished stream is stored");
+    let got = search(store, "stream:yes").await;
+    assert_eq!(got.len(), 5, "{got:?}");
+    assert!(
+        got[0].contains("BenchmarkS0") && got[4].contains("BenchmarkS4"),
+        "{got:?}"
+    );
 }
 
 fn day(d: u32) -> chrono::DateTime<Utc> {

@@ -15,6 +15,9 @@ pub enum IngestError {
     /// The file held no benchmark line.
     #[error("no valid benchmark lines found")]
     NoBenchmarks,
+    /// The store stopped taking the records of a streamed upload.
+    #[error("the store stopped taking records")]
+    Stopped,
     /// The file could not be read (a line over 65,535 bytes).
     #[error(transparent)]
     Read(#[from] benchfmt::Error),
@@ -91,12 +94,33 @@ impl UploadBuilder {
     /// Adds the results of one file. On error the builder must be discarded (the whole
     /// upload fails).
     pub fn add_file(&mut self, server: &ServerLabels<'_>, data: &[u8]) -> Result<(), IngestError> {
-        let reader = LegacyReader::with_protected_labels(data, server.labels());
+        self.read_file(server, data, usize::MAX, |_| true)
+    }
+
+    /// Adds the results of one file read from `input`. Whenever more than `batch`
+    /// records are complete, all but the last (which the next result may still join)
+    /// are handed to `emit`, which returns false if they cannot be taken any more; so a
+    /// streamed upload holds about one batch of records at a time.
+    pub fn read_file<R: std::io::BufRead>(
+        &mut self,
+        server: &ServerLabels<'_>,
+        input: R,
+        batch: usize,
+        mut emit: impl FnMut(Vec<NewRecord>) -> bool,
+    ) -> Result<(), IngestError> {
+        let reader = LegacyReader::with_protected_labels(input, server.labels());
         let mut found = false;
         for result in reader {
             let result = result?;
             found = true;
             self.add_result(result)?;
+            if self.records.len() > batch {
+                let last = self.records.pop();
+                if !emit(std::mem::take(&mut self.records)) {
+                    return Err(IngestError::Stopped);
+                }
+                self.records.extend(last);
+            }
         }
         if !found {
             return Err(IngestError::NoBenchmarks);

@@ -30,7 +30,7 @@ use futures_util::StreamExt;
 use crate::compare;
 use crate::ingest::{IngestError, SearchPrinter, ServerLabels, UploadBuilder};
 use crate::query::{Query, QueryError};
-use crate::store::{Store, UploadId};
+use crate::store::{RecordBatch, Store, UploadId};
 
 mod ui;
 mod unread_body;
@@ -373,7 +373,7 @@ async fn receive_upload(
     let body = req.into_body().into_data_stream();
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let time = started.to_rfc3339_opts(SecondsFormat::Secs, true);
-    let mut parts = Parts::new(state.store.as_ref(), started, time, by);
+    let mut parts = Parts::new(state.store.clone(), started, time, by);
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
@@ -384,15 +384,11 @@ async fn receive_upload(
         let file_name = field.file_name().map(str::to_string);
         match name.as_str() {
             "commit" => parts.skip(),
-            "file" => {
-                let data = field.bytes().await.map_err(|e| multipart_error(e, limit))?;
-                parts.add_file(file_name, data).await?;
-            }
+            "file" => parts.add_file(file_name, field, limit).await?,
             _ => return Err(UploadError::UnexpectedField(name)),
         }
     }
-    let (id, fileids, records) = parts.finish()?;
-    state.store.insert_records(&id, records).await?;
+    let (id, fileids) = parts.finish().await?;
     let viewurl = state.config.view_url_base.as_ref().map(|base| {
         let escaped: String = form_urlencoded::byte_serialize(id.as_str().as_bytes()).collect();
         format!("{base}{escaped}")
@@ -404,29 +400,48 @@ async fn receive_upload(
     })
 }
 
-/// The parts of one upload request, as they arrive.
-struct Parts<'a> {
-    store: &'a dyn Store,
+/// Records handed to the store at a time by a streamed upload.
+const UPLOAD_BATCH: usize = 1024;
+
+/// The parts of one upload request, as they arrive. Each file is parsed while it is read
+/// (on a blocking thread, fed from the request body) and its records go to the store in
+/// batches of [`UPLOAD_BATCH`] inside one transaction, so an upload holds about a batch
+/// of records, not its whole file, in memory.
+struct Parts {
+    store: Arc<dyn Store>,
     started: DateTime<Utc>,
     time: String,
     by: Option<String>,
     index: usize,
-    id: Option<UploadId>,
     fileids: Vec<String>,
     builder: Option<UploadBuilder>,
+    /// Once the first file arrives: the upload, the channel to the store, and the task
+    /// that writes it.
+    sink: Option<Sink>,
 }
 
-impl<'a> Parts<'a> {
-    fn new(store: &'a dyn Store, started: DateTime<Utc>, time: String, by: Option<String>) -> Self {
+struct Sink {
+    id: UploadId,
+    batches: tokio::sync::mpsc::Sender<RecordBatch>,
+    writer: tokio::task::JoinHandle<Result<(), crate::StoreError>>,
+}
+
+impl Parts {
+    fn new(
+        store: Arc<dyn Store>,
+        started: DateTime<Utc>,
+        time: String,
+        by: Option<String>,
+    ) -> Self {
         Parts {
             store,
             started,
             time,
             by,
             index: 0,
-            id: None,
             fileids: Vec::new(),
             builder: Some(UploadBuilder::new()),
+            sink: None,
         }
     }
 
@@ -434,24 +449,52 @@ impl<'a> Parts<'a> {
         self.index += 1;
     }
 
+    async fn sink(&mut self) -> Result<&Sink, UploadError> {
+        if self.sink.is_none() {
+            let id = self.store.allocate_upload(self.started).await?;
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            let (store, writer_id) = (self.store.clone(), id.clone());
+            let writer =
+                tokio::spawn(async move { store.insert_record_stream(&writer_id, rx).await });
+            self.sink = Some(Sink {
+                id,
+                batches: tx,
+                writer,
+            });
+        }
+        Ok(self.sink.as_ref().expect("just set"))
+    }
+
     async fn add_file(
         &mut self,
         file_name: Option<String>,
-        data: Bytes,
+        field: multer::Field<'static>,
+        limit: u64,
     ) -> Result<(), UploadError> {
-        let id = match &self.id {
-            Some(id) => id.clone(),
-            None => {
-                let id = self.store.allocate_upload(self.started).await?;
-                self.id = Some(id.clone());
-                id
-            }
-        };
+        let sink = self.sink().await?;
+        let (id, batches) = (sink.id.clone(), sink.batches.clone());
         let part = self.index;
         self.index += 1;
         let time = self.time.clone();
         let by = self.by.clone();
         let mut builder = self.builder.take().unwrap_or_default();
+        // The body over the upload limit shows up as a read error inside the parser;
+        // remember it so that the answer is 413, not a parse error.
+        let too_large = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = too_large.clone();
+        let stream = field.map(move |r| {
+            r.map_err(|e| {
+                if matches!(
+                    e,
+                    multer::Error::StreamSizeExceeded { .. }
+                        | multer::Error::FieldSizeExceeded { .. }
+                ) {
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::io::Error::other(e)
+            })
+        });
+        let input = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
         // Parsing is CPU work proportional to the file: keep it off the async workers.
         let (builder, result) = tokio::task::spawn_blocking(move || {
             let server = ServerLabels {
@@ -461,21 +504,58 @@ impl<'a> Parts<'a> {
                 file_name: file_name.as_deref(),
                 by: by.as_deref(),
             };
-            let r = builder.add_file(&server, &data);
+            let input = std::io::BufReader::with_capacity(256 * 1024, input);
+            let r = builder.read_file(&server, input, UPLOAD_BATCH, |records| {
+                batches.blocking_send(RecordBatch::Records(records)).is_ok()
+            });
             (builder, r)
         })
         .await
         .map_err(|e| UploadError::Multipart(format!("parsing failed: {e}")))?;
+        if too_large.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(UploadError::TooLarge(limit));
+        }
+        if let Err(IngestError::Stopped) = result {
+            // The writer failed: its error says why.
+            if let Some(sink) = self.sink.take() {
+                drop(sink.batches);
+                sink.writer
+                    .await
+                    .map_err(|e| UploadError::Multipart(format!("storing failed: {e}")))??;
+            }
+        }
         result?;
         self.builder = Some(builder);
-        let id = self.id.as_ref().map(|i| i.to_string()).unwrap_or_default();
+        let id = self
+            .sink
+            .as_ref()
+            .map(|s| s.id.to_string())
+            .unwrap_or_default();
         self.fileids.push(format!("{id}/{part}"));
         Ok(())
     }
 
-    fn finish(self) -> Result<(UploadId, Vec<String>, Vec<crate::store::NewRecord>), UploadError> {
-        let id = self.id.ok_or(UploadError::NoFiles)?;
-        Ok((id, self.fileids, self.builder.unwrap_or_default().finish()))
+    /// Hands the last records to the store and commits; dropping `Parts` without this
+    /// abandons the upload, and the store keeps nothing of it.
+    async fn finish(self) -> Result<(UploadId, Vec<String>), UploadError> {
+        let sink = self.sink.ok_or(UploadError::NoFiles)?;
+        let records = self.builder.unwrap_or_default().finish();
+        let sent = sink
+            .batches
+            .send(RecordBatch::Records(records))
+            .await
+            .is_ok()
+            && sink.batches.send(RecordBatch::Done).await.is_ok();
+        drop(sink.batches);
+        let stored = sink
+            .writer
+            .await
+            .map_err(|e| UploadError::Multipart(format!("storing failed: {e}")))?;
+        stored?;
+        if !sent {
+            return Err(UploadError::Store(crate::StoreError::Abandoned));
+        }
+        Ok((sink.id, self.fileids))
     }
 }
 

@@ -40,6 +40,19 @@ pub enum StoreError {
     /// The store's worker thread went away (the process is shutting down).
     #[error("the store is shutting down")]
     Closed,
+    /// A streamed upload ended without [`RecordBatch::Done`]: its producer failed, and
+    /// nothing of it was kept.
+    #[error("the upload was abandoned before its end")]
+    Abandoned,
+}
+
+/// One message of a streamed upload ([`Store::insert_record_stream`]).
+#[derive(Debug)]
+pub enum RecordBatch {
+    /// The next records, in order.
+    Records(Vec<NewRecord>),
+    /// The upload is complete: commit it.
+    Done,
 }
 
 /// The server's own message when there is one (`db error` alone says nothing).
@@ -134,6 +147,26 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Stores all records of an upload in one transaction: all become visible, or none.
     /// Record IDs are their positions in `records`.
     async fn insert_records(&self, id: &UploadId, records: Vec<NewRecord>) -> Result<()>;
+
+    /// Stores an upload's records as they arrive, still in one transaction: all become
+    /// visible after [`RecordBatch::Done`], or none if the channel closes before it. A
+    /// store that can keeps only a batch in memory at a time; this default gathers the
+    /// batches and calls [`Store::insert_records`].
+    async fn insert_record_stream(
+        &self,
+        id: &UploadId,
+        mut batches: tokio::sync::mpsc::Receiver<RecordBatch>,
+    ) -> Result<()> {
+        let mut all = Vec::new();
+        loop {
+            match batches.recv().await {
+                Some(RecordBatch::Records(r)) => all.extend(r),
+                Some(RecordBatch::Done) => break,
+                None => return Err(StoreError::Abandoned),
+            }
+        }
+        self.insert_records(id, all).await
+    }
 
     /// The contents of the records matching `query`.
     async fn search(&self, query: &Query) -> Result<RecordStream>;

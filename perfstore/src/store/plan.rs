@@ -16,7 +16,10 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::postings::{decode_into, intersect, union};
-use super::{NewRecord, RecordStream, Result, Store, UploadId, UploadSummary, upload_day};
+use super::{
+    NewRecord, RecordBatch, RecordStream, Result, Store, StoreError, UploadId, UploadSummary,
+    upload_day,
+};
 use crate::query::{Constraint, Query, UPLOAD_KEY, compare_upload_ids};
 
 /// One row of the uploads table.
@@ -80,6 +83,23 @@ pub(crate) trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     async fn allocate(&self, day: &str) -> Result<UploadId>;
     /// Inserts an upload's records and their postings in one transaction.
     async fn insert(&self, id: &UploadId, records: Vec<NewRecord>) -> Result<()>;
+    /// [`Backend::insert`] of batches as they arrive, in one transaction; this default
+    /// gathers them first.
+    async fn insert_stream(
+        &self,
+        id: &UploadId,
+        mut batches: mpsc::Receiver<RecordBatch>,
+    ) -> Result<()> {
+        let mut all = Vec::new();
+        loop {
+            match batches.recv().await {
+                Some(RecordBatch::Records(r)) => all.extend(r),
+                Some(RecordBatch::Done) => break,
+                None => return Err(StoreError::Abandoned),
+            }
+        }
+        self.insert(id, all).await
+    }
 }
 
 /// A [`Store`] over a backend's index.
@@ -88,24 +108,45 @@ pub struct Indexed<B> {
     pub(crate) backend: B,
 }
 
-/// Groups records by label for [`Backend::insert`]: the distinct labels in first-seen order
-/// and, per label, the record IDs carrying it.
-pub(crate) fn postings_of(records: &[NewRecord]) -> Vec<(&[u8], &[u8], Vec<u32>)> {
-    let mut index: HashMap<(&[u8], &[u8]), usize> = HashMap::new();
-    let mut out: Vec<(&[u8], &[u8], Vec<u32>)> = Vec::new();
-    for (rid, record) in records.iter().enumerate() {
-        for (name, value) in &record.labels {
-            let i = *index
-                .entry((name.as_slice(), value.as_slice()))
-                .or_insert_with(|| {
-                    out.push((name, value, Vec::new()));
-                    out.len() - 1
-                });
-            // Record IDs fit u32: an upload is bounded far below four billion records.
-            out[i].2.push(rid as u32);
+/// The posting lists of one upload, built record by record: the distinct labels in
+/// first-seen order and, per label, the IDs of the records carrying it. Only the labels
+/// are kept, not the records, so a streamed upload holds 4 bytes per label of a record.
+#[derive(Debug, Default)]
+pub(crate) struct Postings {
+    index: HashMap<(Vec<u8>, Vec<u8>), usize>,
+    lists: Vec<(Vec<u8>, Vec<u8>, Vec<u32>)>,
+}
+
+impl Postings {
+    /// Notes that record `rid` carries `labels`.
+    pub(crate) fn add(&mut self, rid: u32, labels: &[(Vec<u8>, Vec<u8>)]) {
+        for (name, value) in labels {
+            let key = (name.clone(), value.clone());
+            let i = match self.index.get(&key) {
+                Some(&i) => i,
+                None => {
+                    self.lists.push((name.clone(), value.clone(), Vec::new()));
+                    self.index.insert(key, self.lists.len() - 1);
+                    self.lists.len() - 1
+                }
+            };
+            self.lists[i].2.push(rid);
         }
     }
-    out
+
+    /// (name, value, record IDs) per label, in first-seen order.
+    pub(crate) fn into_lists(self) -> Vec<(Vec<u8>, Vec<u8>, Vec<u32>)> {
+        self.lists
+    }
+}
+
+/// [`Postings`] of a whole upload.
+pub(crate) fn postings_of(records: &[NewRecord]) -> Vec<(Vec<u8>, Vec<u8>, Vec<u32>)> {
+    let mut p = Postings::default();
+    for (rid, record) in records.iter().enumerate() {
+        p.add(rid as u32, &record.labels);
+    }
+    p.into_lists()
 }
 
 // `Backend` is crate-private on purpose: backends are added here, not by users.
@@ -198,6 +239,14 @@ impl<B: Backend> Store for Indexed<B> {
 
     async fn insert_records(&self, id: &UploadId, records: Vec<NewRecord>) -> Result<()> {
         self.backend.insert(id, records).await
+    }
+
+    async fn insert_record_stream(
+        &self,
+        id: &UploadId,
+        batches: mpsc::Receiver<RecordBatch>,
+    ) -> Result<()> {
+        self.backend.insert_stream(id, batches).await
     }
 
     async fn search(&self, query: &Query) -> Result<RecordStream> {

@@ -255,8 +255,8 @@ impl Backend for Pg {
         }
         let postings = postings_of(&records);
         for chunk in postings.chunks(BATCH) {
-            let names: Vec<&[u8]> = chunk.iter().map(|p| p.0).collect();
-            let values: Vec<&[u8]> = chunk.iter().map(|p| p.1).collect();
+            let names: Vec<&[u8]> = chunk.iter().map(|p| p.0.as_slice()).collect();
+            let values: Vec<&[u8]> = chunk.iter().map(|p| p.1.as_slice()).collect();
             tx.execute(
                 "INSERT INTO labels (name, value) SELECT * FROM unnest($1::bytea[], $2::bytea[]) \
                  ON CONFLICT DO NOTHING",

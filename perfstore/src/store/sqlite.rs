@@ -11,10 +11,10 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::mpsc;
 
 use super::plan::{
-    BATCH_RECORDS, Backend, Batch, Indexed, PostingRow, RecordSelection, UploadRow, postings_of,
+    BATCH_RECORDS, Backend, Batch, Indexed, PostingRow, Postings, RecordSelection, UploadRow,
 };
 use super::postings::encode;
-use super::{NewRecord, Result, StoreError, UploadId};
+use super::{NewRecord, RecordBatch, Result, StoreError, UploadId};
 use crate::query::Constraint;
 
 /// The schema. Records are keyed by `upload << 32 | record` so one integer key serves as the
@@ -348,6 +348,19 @@ impl Backend for Sqlite {
     }
 
     async fn insert(&self, id: &UploadId, records: Vec<NewRecord>) -> Result<()> {
+        let (tx, rx) = mpsc::channel(2);
+        let _ = tx.send(RecordBatch::Records(records)).await;
+        let _ = tx.send(RecordBatch::Done).await;
+        self.insert_stream(id, rx).await
+    }
+
+    /// One write transaction for the whole upload, fed batch by batch: records are
+    /// inserted as they come and only their labels' posting lists are kept until the end.
+    async fn insert_stream(
+        &self,
+        id: &UploadId,
+        mut batches: mpsc::Receiver<RecordBatch>,
+    ) -> Result<()> {
         let id = id.clone();
         self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -357,11 +370,24 @@ impl Backend for Sqlite {
                 })
                 .optional()?
                 .ok_or_else(|| StoreError::UnknownUpload(id.0.clone()))?;
+            let mut postings = Postings::default();
+            let mut count: u32 = 0;
             {
                 let mut insert =
                     tx.prepare_cached("INSERT INTO records (key, content) VALUES (?1, ?2)")?;
-                for (i, r) in records.iter().enumerate() {
-                    insert.execute(params![record_key(upload, i as u32), r.content])?;
+                loop {
+                    // Dropping the transaction without commit rolls everything back.
+                    match batches.blocking_recv() {
+                        Some(RecordBatch::Records(records)) => {
+                            for r in records {
+                                insert.execute(params![record_key(upload, count), r.content])?;
+                                postings.add(count, &r.labels);
+                                count += 1;
+                            }
+                        }
+                        Some(RecordBatch::Done) => break,
+                        None => return Err(StoreError::Abandoned),
+                    }
                 }
                 let mut find =
                     tx.prepare_cached("SELECT key FROM labels WHERE name = ?1 AND value = ?2")?;
@@ -370,7 +396,7 @@ impl Backend for Sqlite {
                 let mut post = tx.prepare_cached(
                     "INSERT INTO postings (label, upload, count, records) VALUES (?1, ?2, ?3, ?4)",
                 )?;
-                for (name, value, ids) in postings_of(&records) {
+                for (name, value, ids) in postings.into_lists() {
                     let label = match find
                         .query_row(params![name, value], |r| r.get::<_, i64>(0))
                         .optional()?
@@ -386,7 +412,7 @@ impl Backend for Sqlite {
             }
             tx.execute(
                 "UPDATE uploads SET record_count = record_count + ?1 WHERE key = ?2",
-                params![records.len() as i64, upload],
+                params![i64::from(count), upload],
             )?;
             tx.commit()?;
             Ok(())
