@@ -68,6 +68,28 @@ pub struct Config {
     /// listen address. Links are never built from a request's `Host` header, which any
     /// client can set.
     pub public_url: Option<String>,
+    /// The control connections of reverse buildlets.
+    pub revdial: RevdialConfig,
+}
+
+/// How the coordinator watches its reverse buildlets' control connections.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RevdialConfig {
+    /// A keep-alive is sent after this many seconds of silence (upstream: 30).
+    pub keep_alive_secs: u64,
+    /// A write not acknowledged within this many seconds ends the connection, so a
+    /// machine that vanished without a FIN is dropped within keep_alive + write_timeout.
+    pub write_timeout_secs: u64,
+}
+
+impl Default for RevdialConfig {
+    fn default() -> Self {
+        RevdialConfig {
+            keep_alive_secs: 30,
+            write_timeout_secs: 10,
+        }
+    }
 }
 
 /// A repository to watch.
@@ -171,6 +193,7 @@ impl Default for Config {
             pools: Pools::default(),
             perf: PerfConfig::default(),
             public_url: None,
+            revdial: RevdialConfig::default(),
         }
     }
 }
