@@ -10,6 +10,7 @@
 //! poll_secs = 15
 //! reverse_listen = "127.0.0.1:8119"     # TLS, for `buildlet --reverse-type …`
 //! master_key_file = "/etc/farm/master.key"
+//! public_url = "https://farm.example.com"  # links in JSON; default http://<listen>
 //!
 //! [[sources]]
 //! name = "myrepo"                 # the grid's repo column
@@ -31,6 +32,10 @@
 //!
 //! [perf]
 //! postgres_url = "postgres://user:pw@127.0.0.1/perf"   # default: SQLite in data_dir
+//!
+//! [revdial]                             # how fast a vanished reverse buildlet is dropped
+//! keep_alive_secs = 30
+//! write_timeout_secs = 10
 //! ```
 
 use std::collections::BTreeMap;
