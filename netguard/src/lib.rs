@@ -191,43 +191,41 @@ impl AcceptLog {
         }
     }
 
-    fn error(&mut self, e: &std::io::Error) {
+    /// True at most once per interval; counts what it holds back.
+    fn due(&mut self) -> bool {
         let now = Instant::now();
         if self
             .last
             .is_some_and(|t| now.duration_since(t) < self.every)
         {
             self.quiet += 1;
-            return;
+            return false;
         }
-        tracing::warn!(
-            server = self.what,
-            errors_not_logged = self.quiet,
-            "accept failed: {e}; backing off"
-        );
         self.last = Some(now);
-        self.quiet = 0;
+        true
+    }
+
+    fn error(&mut self, e: &std::io::Error) {
+        if self.due() {
+            tracing::warn!(
+                server = self.what,
+                not_logged = std::mem::take(&mut self.quiet),
+                "accept failed: {e}; backing off"
+            );
+        }
     }
 
     /// Logs a refused connection on the same schedule as errors.
     pub fn refused(&mut self, peer: SocketAddr, why: Refusal) {
-        let now = Instant::now();
-        if self
-            .last
-            .is_some_and(|t| now.duration_since(t) < self.every)
-        {
-            self.quiet += 1;
-            return;
+        if self.due() {
+            tracing::warn!(
+                server = self.what,
+                %peer,
+                ?why,
+                not_logged = std::mem::take(&mut self.quiet),
+                "connection refused: over the connection limit"
+            );
         }
-        tracing::warn!(
-            server = self.what,
-            %peer,
-            ?why,
-            refusals_not_logged = self.quiet,
-            "connection refused: over the connection limit"
-        );
-        self.last = Some(now);
-        self.quiet = 0;
     }
 }
 
@@ -244,6 +242,23 @@ pub async fn accept(listener: &TcpListener, log: &mut AcceptLog) -> (TcpStream, 
                 tokio::time::sleep(pause).await;
                 pause = (pause * 2).min(Duration::from_secs(1));
             }
+        }
+    }
+}
+
+/// Accepts connections until one is within the guard's caps; the others are closed at
+/// once (and logged, at most once per interval). The permit frees the connection's place
+/// when dropped.
+pub async fn accept_admitted(
+    listener: &TcpListener,
+    guard: &Arc<Guard>,
+    log: &mut AcceptLog,
+) -> (TcpStream, SocketAddr, Permit) {
+    loop {
+        let (tcp, peer) = accept(listener, log).await;
+        match guard.admit(peer.ip()) {
+            Ok(permit) => return (tcp, peer, permit),
+            Err(why) => log.refused(peer, why),
         }
     }
 }

@@ -54,16 +54,9 @@ pub async fn serve_tls(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (tcp, peer, permit) = tokio::select! {
             _ = &mut shutdown => break,
-            c = netguard::accept(&listener, &mut log) => c,
-        };
-        let permit = match guard.admit(peer.ip()) {
-            Ok(p) => p,
-            Err(why) => {
-                log.refused(peer, why);
-                continue; // dropping the socket closes it
-            }
+            c = netguard::accept_admitted(&listener, &guard, &mut log) => c,
         };
         let _ = tcp.set_nodelay(true);
         let (router, cfg, watcher, tls, guard) = (

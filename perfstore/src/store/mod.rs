@@ -46,6 +46,21 @@ pub enum StoreError {
     Abandoned,
 }
 
+/// Every record of a streamed upload, or [`StoreError::Abandoned`] if the stream ends
+/// before [`RecordBatch::Done`].
+pub(crate) async fn gather(
+    mut batches: tokio::sync::mpsc::Receiver<RecordBatch>,
+) -> Result<Vec<NewRecord>> {
+    let mut all = Vec::new();
+    loop {
+        match batches.recv().await {
+            Some(RecordBatch::Records(r)) => all.extend(r),
+            Some(RecordBatch::Done) => return Ok(all),
+            None => return Err(StoreError::Abandoned),
+        }
+    }
+}
+
 /// One message of a streamed upload ([`Store::insert_record_stream`]).
 #[derive(Debug)]
 pub enum RecordBatch {
@@ -155,17 +170,9 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     async fn insert_record_stream(
         &self,
         id: &UploadId,
-        mut batches: tokio::sync::mpsc::Receiver<RecordBatch>,
+        batches: tokio::sync::mpsc::Receiver<RecordBatch>,
     ) -> Result<()> {
-        let mut all = Vec::new();
-        loop {
-            match batches.recv().await {
-                Some(RecordBatch::Records(r)) => all.extend(r),
-                Some(RecordBatch::Done) => break,
-                None => return Err(StoreError::Abandoned),
-            }
-        }
-        self.insert_records(id, all).await
+        self.insert_records(id, gather(batches).await?).await
     }
 
     /// The contents of the records matching `query`.

@@ -17,8 +17,7 @@ use tokio::sync::mpsc;
 
 use super::postings::{decode_into, intersect, union};
 use super::{
-    NewRecord, RecordBatch, RecordStream, Result, Store, StoreError, UploadId, UploadSummary,
-    upload_day,
+    NewRecord, RecordBatch, RecordStream, Result, Store, UploadId, UploadSummary, upload_day,
 };
 use crate::query::{Constraint, Query, UPLOAD_KEY, compare_upload_ids};
 
@@ -88,17 +87,9 @@ pub(crate) trait Backend: Clone + Send + Sync + fmt::Debug + 'static {
     async fn insert_stream(
         &self,
         id: &UploadId,
-        mut batches: mpsc::Receiver<RecordBatch>,
+        batches: mpsc::Receiver<RecordBatch>,
     ) -> Result<()> {
-        let mut all = Vec::new();
-        loop {
-            match batches.recv().await {
-                Some(RecordBatch::Records(r)) => all.extend(r),
-                Some(RecordBatch::Done) => break,
-                None => return Err(StoreError::Abandoned),
-            }
-        }
-        self.insert(id, all).await
+        self.insert(id, super::gather(batches).await?).await
     }
 }
 

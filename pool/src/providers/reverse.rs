@@ -329,16 +329,9 @@ impl ReversePool {
         let guard = netguard::Guard::new(self.inner.cfg.limits);
         let mut log = netguard::AcceptLog::new("reverse");
         loop {
-            let (tcp, peer) = tokio::select! {
+            let (tcp, peer, permit) = tokio::select! {
                 _ = self.inner.stop.cancelled() => return,
-                c = netguard::accept(&listener, &mut log) => c,
-            };
-            let permit = match guard.admit(peer.ip()) {
-                Ok(p) => p,
-                Err(why) => {
-                    log.refused(peer, why);
-                    continue;
-                }
+                c = netguard::accept_admitted(&listener, &guard, &mut log) => c,
             };
             let _ = tcp.set_nodelay(true);
             // Registrations become control connections: make a machine that vanishes
