@@ -648,6 +648,36 @@ fn superscript(mut i: usize) -> String {
     s.iter().rev().collect()
 }
 
+/// The file configuration keys whose values differ between the inputs (`commit`, when
+/// comparing one commit's results with another's). Left in the table key they would split
+/// every benchmark into one table per input, each with one empty column; the UI's
+/// comparison of two queries ignores them, as `benchstat -ignore` would.
+pub fn differing_config_keys(inputs: &[Input]) -> Vec<String> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let per_input: Vec<BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>> = inputs
+        .iter()
+        .map(|input| {
+            let mut seen: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> = BTreeMap::new();
+            let mut reader = Reader::new(&input.data[..]);
+            while let Some(Ok(rec)) = reader.next_record() {
+                if let Record::Result(r) = rec {
+                    for c in r.config.iter().filter(|c| c.file) {
+                        seen.entry(c.key.clone())
+                            .or_default()
+                            .insert(c.value.clone());
+                    }
+                }
+            }
+            seen
+        })
+        .collect();
+    let keys: BTreeSet<&Vec<u8>> = per_input.iter().flat_map(|m| m.keys()).collect();
+    keys.into_iter()
+        .filter(|k| per_input.windows(2).any(|w| w[0].get(*k) != w[1].get(*k)))
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .collect()
+}
+
 /// Reads the inputs and renders benchstat's text tables (first input is the baseline).
 pub fn benchstat(inputs: &[Input], opts: &Options) -> String {
     let mut tables: Vec<Table> = Vec::new();
@@ -740,8 +770,19 @@ fn render_table(t: &Table, inputs: &[Input], opts: &Options) -> String {
     let mut header1 = vec![String::new()];
     let mut header2 = vec![String::new()];
     for (i, input) in inputs.iter().enumerate() {
-        header1.extend([format!("│ {}", input.label), String::new(), String::new()]);
-        header2.extend([format!("│ {}", t.unit), String::new(), String::new()]);
+        // The border is a column of its own, so that every line draws it at one place.
+        header1.extend([
+            "│".to_string(),
+            input.label.clone(),
+            String::new(),
+            String::new(),
+        ]);
+        header2.extend([
+            "│".to_string(),
+            t.unit.clone(),
+            String::new(),
+            String::new(),
+        ]);
         if i > 0 {
             header1.extend([String::new(), String::new(), String::new()]);
             header2.extend(["vs base".to_string(), String::new(), String::new()]);
@@ -770,12 +811,16 @@ fn render_table(t: &Table, inputs: &[Input], opts: &Options) -> String {
         for (c, s) in summaries.iter().enumerate() {
             centers[c].push(s.as_ref().map(|s| s.center));
             match s {
-                None => line.extend(std::iter::repeat_n(
-                    String::new(),
-                    if c > 0 { 6 } else { 3 },
-                )),
+                None => {
+                    line.push("│".into());
+                    line.extend(std::iter::repeat_n(
+                        String::new(),
+                        if c > 0 { 6 } else { 3 },
+                    ));
+                }
                 Some(s) => {
-                    line.push(format!("│ {}", fmt(s.center)));
+                    line.push("│".into());
+                    line.push(fmt(s.center));
                     line.push(format!("± {}", s.pct_range()));
                     line.push(note(&s.warnings));
                     if c > 0 {
@@ -819,9 +864,12 @@ fn render_table(t: &Table, inputs: &[Input], opts: &Options) -> String {
         for (c, g) in geo.iter().enumerate() {
             let mut warnings = Vec::new();
             match g {
-                Some(g) => line.push(format!("│ {}", common_scale(&[*g], class)(*g))),
-                None => {
+                Some(g) => {
                     line.push("│".into());
+                    line.push(common_scale(&[*g], class)(*g));
+                }
+                None => {
+                    line.extend(["│".to_string(), String::new()]);
                     warnings.push("summaries must be >0 to compute geomean".to_string());
                 }
             }
@@ -985,7 +1033,10 @@ mod tests {
             &Options::default(),
         );
         let geo = table.lines().find(|l| l.starts_with("geomean")).unwrap();
-        assert!(geo.contains("│ 2.000"), "{table}");
+        assert!(
+            geo.contains("│ 2.000") || geo.contains("│  2.000"),
+            "{table}"
+        );
         let table = benchstat(
             &[
                 Input {
@@ -1044,6 +1095,31 @@ mod tests {
         std::thread::spawn(move || tx.send(f()));
         rx.recv_timeout(std::time::Duration::from_secs(20))
             .expect("the comparison did not finish: a value made it loop")
+    }
+
+    #[test]
+    fn keys_that_differ_between_inputs_are_found() {
+        let input = |label: &str, text: &str| Input {
+            label: label.into(),
+            data: text.as_bytes().to_vec(),
+        };
+        let old = input("old", "goos: linux\ncommit: a\nBenchmarkX 1 1 ns/op\n");
+        let new = input("new", "goos: linux\ncommit: b\nBenchmarkX 1 2 ns/op\n");
+        assert_eq!(
+            differing_config_keys(&[old.clone(), new.clone()]),
+            ["commit"]
+        );
+        let opts = Options {
+            ignore: differing_config_keys(&[old.clone(), new.clone()]),
+            ..Options::default()
+        };
+        let table = benchstat(&[old, new], &opts);
+        // One table with both columns filled, not one table per commit.
+        assert_eq!(table.matches("sec/op").count(), 2, "{table}");
+        assert!(
+            table.contains("1.000n") && table.contains("2.000n"),
+            "{table}"
+        );
     }
 
     #[test]

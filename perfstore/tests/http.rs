@@ -469,3 +469,31 @@ async fn uploads_beyond_the_cap_wait_for_their_turn() {
         .unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
+
+#[tokio::test]
+async fn comparing_two_commits_gives_one_table_with_a_delta() {
+    let s = start(ServerConfig::default()).await;
+    let run = |commit: &str, base: u32| -> String {
+        let mut t = format!("goos: linux\ncommit: {commit}\n");
+        for i in 0..8 {
+            t.push_str(&format!("BenchmarkEncode-2 1000 {} ns/op\n", base + i));
+        }
+        t
+    };
+    for (commit, base) in [("aaa", 1250), ("bbb", 1050)] {
+        let text = run(commit, base);
+        upload(&s, &[("file", Some("run.txt"), text.as_bytes())]).await;
+    }
+    let r = get(format!(
+        "{}/ui/compare?old=commit:aaa&new=commit:bbb&ignore=goos",
+        s.base
+    ))
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // One table (one unit header per column), both columns filled, and the delta.
+    assert_eq!(r.body.matches("sec/op").count(), 2, "{}", r.body);
+    assert!(r.body.contains("-15.8") || r.body.contains("-15.9"), "{}", r.body);
+    assert!(r.body.contains("(p=0.000 n=8)"), "{}", r.body);
+    // The forms show the comparison that is on the page.
+    assert!(r.body.contains(r#"name="old" value="commit:aaa""#), "{}", r.body);
+}

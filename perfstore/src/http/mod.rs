@@ -564,6 +564,7 @@ pub(super) async fn compare_queries(
     state: &AppState,
     old: &str,
     new: &str,
+    ignore: &[String],
 ) -> Result<String, (StatusCode, String)> {
     let bad = |e: &dyn std::fmt::Display| (StatusCode::BAD_REQUEST, e.to_string());
     let limit = state.config.max_compare_bytes;
@@ -594,10 +595,15 @@ pub(super) async fn compare_queries(
             data: text,
         });
     }
+    // The server's own labels, keys whose values differ between the sides (the commit,
+    // above all: the main use is comparing one commit with another), and the caller's.
+    let mut ignored: Vec<String> = ["upload", "upload-part", "upload-time", "upload-file", "by"]
+        .map(String::from)
+        .to_vec();
+    ignored.extend(compare::differing_config_keys(&inputs));
+    ignored.extend(ignore.iter().cloned());
     let options = compare::Options {
-        ignore: ["upload", "upload-part", "upload-time", "upload-file", "by"]
-            .map(String::from)
-            .to_vec(),
+        ignore: ignored,
         ..compare::Options::default()
     };
     let _permit = state

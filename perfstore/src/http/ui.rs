@@ -57,14 +57,23 @@ fn page(title: &str, depth: Depth, body: &str) -> Html<String> {
     ))
 }
 
+/// The values a page's forms show: the query it answers, so that it can be edited.
+#[derive(Default)]
+struct FormValues<'a> {
+    q: &'a str,
+    old: &'a str,
+    new: &'a str,
+}
+
 /// The search and compare forms, with actions relative to `depth`.
-fn forms(depth: Depth) -> String {
+fn forms(depth: Depth, v: FormValues<'_>) -> String {
     let root = depth.root();
+    let (q, old, new) = (escape(v.q), escape(v.old), escape(v.new));
     format!(
         r#"
-<form action="{root}ui/search" method="get"><label>Search <input type="text" name="q" placeholder="goos:linux pkg:encoding/json"></label> <button>Search</button></form>
-<form action="{root}ui/compare" method="get"><p><label>Old <input type="text" name="old" placeholder="upload:20170214.1"></label></p>
-<p><label>New <input type="text" name="new" placeholder="upload:20170214.2"></label> <button>Compare</button></p></form>
+<form action="{root}ui/search" method="get"><label>Search <input type="text" name="q" value="{q}" placeholder="goos:linux pkg:encoding/json"></label> <button>Search</button></form>
+<form action="{root}ui/compare" method="get"><p><label>Old <input type="text" name="old" value="{old}" placeholder="upload:20170214.1"></label></p>
+<p><label>New <input type="text" name="new" value="{new}" placeholder="upload:20170214.2"></label> <button>Compare</button></p></form>
 "#
     )
 }
@@ -79,7 +88,7 @@ pub(super) async fn index_page() -> Response {
              Upload with <code>benchsave -server URL files…</code> or the <a href=\"upload\">upload form</a>; \
              query with <code>/search?q=key:value …</code> (terms are ANDed; <code>key&lt;v</code>, \
              <code>key&gt;v</code>, <code>upload:ID</code>) and <code>/uploads</code>.</p>{forms}",
-            forms = forms(Depth::Top)
+            forms = forms(Depth::Top, FormValues::default())
         ),
     )
     .into_response()
@@ -142,7 +151,13 @@ pub(super) async fn search_page(
                 ""
             },
             body = escape(&text),
-            forms = forms(Depth::Ui),
+            forms = forms(
+                Depth::Ui,
+                FormValues {
+                    q: &p.q,
+                    ..FormValues::default()
+                }
+            ),
         ),
     )
     .into_response()
@@ -154,6 +169,10 @@ pub(super) struct CompareParams {
     old: String,
     #[serde(default)]
     new: String,
+    /// More configuration keys to leave out of the table key, comma-separated
+    /// (benchstat's `-ignore`).
+    #[serde(default)]
+    ignore: String,
 }
 
 /// `GET /ui/compare?old=&new=`: benchstat's table of two queries.
@@ -161,13 +180,27 @@ pub(super) async fn compare_page(
     State(state): State<Shared>,
     Params(p): Params<CompareParams>,
 ) -> Response {
-    match compare_queries(&state, &p.old, &p.new).await {
+    let ignore: Vec<String> = p
+        .ignore
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .collect();
+    match compare_queries(&state, &p.old, &p.new, &ignore).await {
         Ok(table) => page(
             "Compare",
             Depth::Ui,
             &format!(
                 "{}<p>old: <code>{}</code>, new: <code>{}</code></p><pre>{}</pre>",
-                forms(Depth::Ui),
+                forms(
+                    Depth::Ui,
+                    FormValues {
+                        old: &p.old,
+                        new: &p.new,
+                        ..FormValues::default()
+                    }
+                ),
                 escape(&p.old),
                 escape(&p.new),
                 escape(&table)
