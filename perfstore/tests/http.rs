@@ -492,8 +492,16 @@ async fn comparing_two_commits_gives_one_table_with_a_delta() {
     assert_eq!(r.status, 200, "{}", r.body);
     // One table (one unit header per column), both columns filled, and the delta.
     assert_eq!(r.body.matches("sec/op").count(), 2, "{}", r.body);
-    assert!(r.body.contains("-15.8") || r.body.contains("-15.9"), "{}", r.body);
+    assert!(
+        r.body.contains("-15.8") || r.body.contains("-15.9"),
+        "{}",
+        r.body
+    );
     assert!(r.body.contains("(p=0.000 n=8)"), "{}", r.body);
     // The forms show the comparison that is on the page.
-    assert!(r.body.contains(r#"name="old" value="commit:aaa""#), "{}", r.body);
+    assert!(
+        r.body.contains(r#"name="old" value="commit:aaa""#),
+        "{}",
+        r.body
+    );
 }
