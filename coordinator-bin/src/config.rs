@@ -36,6 +36,13 @@
 //! [revdial]                             # how fast a vanished reverse buildlet is dropped
 //! keep_alive_secs = 30
 //! write_timeout_secs = 10
+//!
+//! [limits]                              # both listeners; these are the defaults
+//! max_connections = 4096
+//! max_per_ip = 512
+//! header_read_secs = 30                 # also the keep-alive idle limit
+//! body_idle_secs = 60
+//! tls_handshake_secs = 10
 //! ```
 
 use std::collections::BTreeMap;
@@ -75,6 +82,51 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The control connections of reverse buildlets.
     pub revdial: RevdialConfig,
+    /// Connection caps and timeouts of the web listener and the reverse front door.
+    pub limits: LimitsConfig,
+}
+
+/// Connection caps and timeouts (netguard's), for the web listener and the reverse port.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Connections open at once, from all clients.
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_per_ip: usize,
+    /// Seconds to send a request head; also how long an idle keep-alive connection waits.
+    pub header_read_secs: u64,
+    /// Seconds a request body may go without a byte.
+    pub body_idle_secs: u64,
+    /// Seconds to finish a TLS handshake (reverse port).
+    pub tls_handshake_secs: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let d = netguard::Limits::default();
+        LimitsConfig {
+            max_connections: d.max_connections,
+            max_per_ip: d.max_per_ip,
+            header_read_secs: d.header_read.as_secs(),
+            body_idle_secs: d.body_idle.as_secs(),
+            tls_handshake_secs: d.tls_handshake.as_secs(),
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// As netguard's limits (timeouts of at least one second).
+    pub fn to_limits(&self) -> netguard::Limits {
+        let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
+        netguard::Limits {
+            max_connections: self.max_connections.max(1),
+            max_per_ip: self.max_per_ip.max(1),
+            header_read: secs(self.header_read_secs),
+            body_idle: secs(self.body_idle_secs),
+            tls_handshake: secs(self.tls_handshake_secs),
+        }
+    }
 }
 
 /// How the coordinator watches its reverse buildlets' control connections.
@@ -199,6 +251,7 @@ impl Default for Config {
             perf: PerfConfig::default(),
             public_url: None,
             revdial: RevdialConfig::default(),
+            limits: LimitsConfig::default(),
         }
     }
 }

@@ -124,6 +124,7 @@ async fn start_reverse(
     let identity = tls::load_or_create(&config.data_dir.join("tls"))?;
     let key = tls::master_key(&Coordinator::master_key_path(config))?;
     let mut cfg = ReversePoolConfig::new(key);
+    cfg.limits = config.limits.to_limits();
     cfg.dialer.keep_alive = std::time::Duration::from_secs(config.revdial.keep_alive_secs.max(1));
     cfg.dialer.write_timeout =
         std::time::Duration::from_secs(config.revdial.write_timeout_secs.max(1));

@@ -158,3 +158,53 @@ fn key_refuses_to_invent_a_master_key() {
     assert!(err.contains("no master key at"), "{err}");
     assert!(!dir.path().join("not-a-data-dir/master.key").exists());
 }
+
+/// Reads until the server closes the connection; false if it is still open after `secs`.
+fn closed_within(s: &mut TcpStream, secs: u64) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(secs))).unwrap();
+    let mut buf = [0u8; 1024];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// A connection from another loopback address.
+fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from((from, 0)).into())
+        .unwrap();
+    s.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    s.into()
+}
+
+#[test]
+fn the_web_listener_sheds_idle_connections_and_caps_each_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    repo_with_script(&repo, "#!/bin/sh\necho hi\n", "one");
+    let builders = format!("{BUILDERS}\n[limits]\nmax_per_ip = 2\nheader_read_secs = 1\n");
+    let c = start(&config(dir.path(), &repo, &builders));
+    // Two idle connections from one address: the most it may hold.
+    let mut a = connect_from([127, 0, 0, 2], c.port);
+    let mut b = connect_from([127, 0, 0, 2], c.port);
+    std::thread::sleep(Duration::from_millis(300));
+    // A third from that address is closed at once (well before the head timeout).
+    let mut third = connect_from([127, 0, 0, 2], c.port);
+    assert!(
+        closed_within(&mut third, 1),
+        "a third connection from one address was kept"
+    );
+    // Another address is answered meanwhile.
+    let (status, _) = http(c.port, "GET", "/healthz", "");
+    assert_eq!(status, 200);
+    // The idle ones are closed after the head timeout.
+    assert!(closed_within(&mut a, 10), "an idle connection was kept");
+    assert!(closed_within(&mut b, 10), "an idle connection was kept");
+}

@@ -184,13 +184,8 @@ async fn main() -> anyhow::Result<()> {
                 data_dir.display()
             );
             let app = coordinator_bin::web::router(c.clone());
-            coordinator_bin::serve::serve(
-                listener,
-                app,
-                netguard::Limits::default(),
-                shutdown_signal(),
-            )
-            .await;
+            let limits = c.config.limits.to_limits();
+            coordinator_bin::serve::serve(listener, app, limits, shutdown_signal()).await;
             c.shutdown.cancel();
         }
     }
