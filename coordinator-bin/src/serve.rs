@@ -3,11 +3,9 @@
 //! limit, an idle limit on request bodies, and accept errors that back off instead of
 //! spinning. `axum::serve` has none of these.
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
@@ -32,17 +30,12 @@ pub async fn serve(
             c = netguard::accept_admitted(&listener, &guard, &mut log) => c,
         };
         let _ = tcp.set_nodelay(true);
-        let (app, guard, watcher) = (app.clone(), guard.clone(), graceful.watcher());
+        let conn = limits
+            .http1()
+            .serve_connection(TokioIo::new(tcp), limits.service(app.clone()));
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
-            let idle = guard.clone();
-            let service = hyper::service::service_fn(move |req: hyper::Request<_>| {
-                use tower::Service as _;
-                let req = req.map(|b| Body::new(idle.idle_body(b)));
-                let mut app = app.clone();
-                async move { Ok::<_, Infallible>(app.call(req).await.unwrap_or_else(|e| match e {})) }
-            });
-            let conn = guard.http1().serve_connection(TokioIo::new(tcp), service);
             let _ = watcher.watch(conn).await;
         });
     }

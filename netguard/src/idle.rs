@@ -13,15 +13,19 @@ use tokio::time::{Instant, Sleep};
 pub struct IdleBody<B> {
     inner: B,
     idle: Duration,
+    /// Who is silent, for the error: "the client", "the URL".
+    from: &'static str,
     timer: Pin<Box<Sleep>>,
 }
 
 impl<B> IdleBody<B> {
-    /// Wraps `inner`; the clock starts now and restarts with every frame.
-    pub fn new(inner: B, idle: Duration) -> IdleBody<B> {
+    /// Wraps `inner`, a body sent by `from` ("the client"); the clock starts now and
+    /// restarts with every frame.
+    pub fn new(inner: B, idle: Duration, from: &'static str) -> IdleBody<B> {
         IdleBody {
             inner,
             idle,
+            from,
             timer: Box::pin(tokio::time::sleep(idle)),
         }
     }
@@ -48,7 +52,7 @@ where
         ready!(this.timer.as_mut().poll(cx));
         Poll::Ready(Some(Err(Box::new(std::io::Error::new(
             std::io::ErrorKind::TimedOut,
-            format!("request body: nothing received for {:?}", this.idle),
+            format!("no data from {} for {:?}", this.from, this.idle),
         )))))
     }
 

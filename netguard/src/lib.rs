@@ -10,8 +10,8 @@
 //! - [`Guard::admit`]: a cap on connections, in all and per client address;
 //! - [`Limits::tls_handshake`] and [`Limits::header_read`] (the latter is also the
 //!   keep-alive idle limit, since hyper starts it when it waits for the next request);
-//! - [`IdleBody`]: a request body that fails when no byte arrives for
-//!   [`Limits::body_idle`];
+//! - [`Limits::service`]: request bodies ([`IdleBody`]) that fail when no byte arrives
+//!   for [`Limits::body_idle`], and [`Limits::http1`] with the head timer armed;
 //! - [`accept`]: an accept loop step that backs off on errors (out of descriptors)
 //!   instead of spinning, and logs them at most once per interval;
 //! - [`raise_nofile_limit`]: the open-file soft limit raised to the hard limit at start,
@@ -22,6 +22,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use hyper::body::Incoming;
 use tokio::net::{TcpListener, TcpStream};
 
 mod idle;
@@ -42,6 +43,44 @@ pub struct Limits {
     pub header_read: Duration,
     /// Time a request body may go without sending a byte.
     pub body_idle: Duration,
+}
+
+impl Limits {
+    /// An HTTP/1 connection builder with the head timeout armed (hyper's header timeout
+    /// does nothing without a timer).
+    pub fn http1(&self) -> hyper::server::conn::http1::Builder {
+        let mut b = hyper::server::conn::http1::Builder::new();
+        b.timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(self.header_read)
+            .keep_alive(true);
+        b
+    }
+
+    /// `svc` as a hyper service whose request bodies fail after [`Limits::body_idle`]
+    /// without data. `svc` is called without `poll_ready`, as hyper-util's adapter does:
+    /// for services that are always ready, such as axum's `Router`.
+    pub fn service<S, B>(
+        &self,
+        svc: S,
+    ) -> impl hyper::service::Service<
+        hyper::Request<Incoming>,
+        Response = hyper::Response<B>,
+        Error = S::Error,
+        Future = S::Future,
+    > + Clone
+    + use<S, B>
+    where
+        S: tower::Service<hyper::Request<IdleBody<Incoming>>, Response = hyper::Response<B>>
+            + Clone,
+        S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+        B: http_body::Body,
+    {
+        let idle = self.body_idle;
+        hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+            svc.clone()
+                .call(req.map(|b| IdleBody::new(b, idle, "the client")))
+        })
+    }
 }
 
 impl Default for Limits {
@@ -140,16 +179,6 @@ impl Guard {
         self.lock().total
     }
 
-    /// An HTTP/1 connection builder with the head timeout armed (hyper's header timeout
-    /// does nothing without a timer).
-    pub fn http1(&self) -> hyper::server::conn::http1::Builder {
-        let mut b = hyper::server::conn::http1::Builder::new();
-        b.timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(self.limits.header_read)
-            .keep_alive(true);
-        b
-    }
-
     /// Runs `handshake` within [`Limits::tls_handshake`].
     pub async fn handshake<T, E: std::fmt::Display>(
         &self,
@@ -163,11 +192,6 @@ impl Guard {
                 "TLS handshake timed out",
             )),
         }
-    }
-
-    /// `body` failing after [`Limits::body_idle`] without data.
-    pub fn idle_body<B>(&self, body: B) -> IdleBody<B> {
-        IdleBody::new(body, self.limits.body_idle)
     }
 }
 
@@ -232,7 +256,7 @@ impl AcceptLog {
 /// Accepts the next connection. Errors (out of descriptors, above all) are logged via
 /// `log` and followed by a pause that doubles up to a second, so a full descriptor table
 /// costs no CPU; the pause resets after a success.
-pub async fn accept(listener: &TcpListener, log: &mut AcceptLog) -> (TcpStream, SocketAddr) {
+async fn accept(listener: &TcpListener, log: &mut AcceptLog) -> (TcpStream, SocketAddr) {
     let mut pause = Duration::from_millis(5);
     loop {
         match listener.accept().await {

@@ -31,7 +31,7 @@ fn admits_up_to_the_caps_and_frees_on_drop() {
 #[tokio::test(start_paused = true)]
 async fn an_idle_body_fails_after_its_limit_and_not_before() {
     let (mut tx, rx) = http_body_util_channel();
-    let mut body = IdleBody::new(rx, Duration::from_secs(5));
+    let mut body = IdleBody::new(rx, Duration::from_secs(5), "the client");
     tx.send(bytes::Bytes::from_static(b"a")).await;
     assert_eq!(
         body.frame().await.unwrap().unwrap().into_data().unwrap(),
@@ -45,7 +45,10 @@ async fn an_idle_body_fails_after_its_limit_and_not_before() {
         "b"
     );
     let err = body.frame().await.unwrap().unwrap_err();
-    assert!(err.to_string().contains("nothing received for 5s"), "{err}");
+    assert!(
+        err.to_string().contains("no data from the client for 5s"),
+        "{err}"
+    );
 }
 
 /// A minimal channel body for the test (http-body-util's is behind a feature).

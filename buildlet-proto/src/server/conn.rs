@@ -15,7 +15,6 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::response::Response;
 use bytes::{Buf, BytesMut};
-use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use revdial::http1::{Parsed, RequestHead, parse_request_head, write_go_error};
 use revdial::io::{Io, Rewind};
@@ -78,10 +77,11 @@ pub async fn serve_tls(
                 },
                 None => revdial::RevConn::new(tcp),
             };
-            if let Some(io) = first_head(io, &cfg, &guard).await {
-                let conn = guard
+            if let Some(io) = first_head(io, &cfg).await {
+                let conn = cfg
+                    .limits
                     .http1()
-                    .serve_connection(TokioIo::new(io), service(router, guard.clone()));
+                    .serve_connection(TokioIo::new(io), cfg.limits.service(router));
                 let _ = watcher.watch(conn).await;
             }
         });
@@ -97,43 +97,22 @@ pub async fn serve_tls(
 
 /// Serves one already-accepted connection (for instance a revdial stream) to completion.
 pub async fn serve_connection<IO: Io>(io: IO, cfg: Arc<Config>, router: Router) {
-    let guard = netguard::Guard::new(cfg.limits);
-    if let Some(io) = first_head(io, &cfg, &guard).await {
-        let _ = guard
+    if let Some(io) = first_head(io, &cfg).await {
+        let _ = cfg
+            .limits
             .http1()
-            .serve_connection(TokioIo::new(io), service(router, guard.clone()))
+            .serve_connection(TokioIo::new(io), cfg.limits.service(router))
             .await;
     }
 }
 
 /// [`hijack_or_pass`] within the head timeout: hyper's own timer starts only once the
 /// connection is handed to it, so a slow first head must be bounded here.
-async fn first_head<IO: Io>(
-    io: IO,
-    cfg: &Config,
-    guard: &netguard::Guard,
-) -> Option<TrailersAllowed<IO>> {
-    tokio::time::timeout(guard.limits().header_read, hijack_or_pass(io, cfg))
+async fn first_head<IO: Io>(io: IO, cfg: &Config) -> Option<TrailersAllowed<IO>> {
+    tokio::time::timeout(cfg.limits.header_read, hijack_or_pass(io, cfg))
         .await
         .ok()
         .flatten()
-}
-
-/// The router as a hyper service whose request bodies fail after the body idle limit.
-fn service(
-    router: Router,
-    guard: Arc<netguard::Guard>,
-) -> impl hyper::service::Service<
-    hyper::Request<hyper::body::Incoming>,
-    Response = Response,
-    Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<Response, std::convert::Infallible>> + Send,
-> {
-    hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-        use tower::Service as _;
-        let req = req.map(|b| Body::new(guard.idle_body(b)));
-        router.clone().call(req)
-    })
 }
 
 /// Reads the first request head. A `/connect-ssh` request is served here (and `None`
@@ -272,15 +251,17 @@ pub(crate) async fn connect_ssh_not_first(State(_st): State<AppState>, req: Requ
     )
 }
 
-/// Fetches `url` for `/writetgz` (plain HTTP, up to 10 redirects, no timeout, as upstream).
-/// How long `/writetgz?url=` waits to connect, for the response head, and between two
-/// pieces of the body.
+/// How long `/writetgz?url=` waits to connect.
 pub(crate) const FETCH_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// See [`FETCH_CONNECT_TIMEOUT`].
+/// How long `/writetgz?url=` waits for the response head.
 pub(crate) const FETCH_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// The default of [`Config::fetch_idle_timeout`](super::Config::fetch_idle_timeout).
 pub(crate) const FETCH_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Fetches `url` for `/writetgz` (plain HTTP, up to 10 redirects, as upstream). Unlike
+/// upstream, connecting, the response head and every pause in the body (`idle`) are
+/// bounded, so a server that stops answering cannot hold an extraction, and its blocking
+/// thread, forever.
 pub(crate) async fn fetch(url: &str, idle: std::time::Duration) -> Result<Body, Response> {
     let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
     connector.set_connect_timeout(Some(FETCH_CONNECT_TIMEOUT));
@@ -329,33 +310,16 @@ pub(crate) async fn fetch(url: &str, idle: std::time::Duration) -> Result<Body, 
                 ),
             ));
         }
-        return Ok(idle_timeout(resp.into_body(), idle));
+        return Ok(Body::new(netguard::IdleBody::new(
+            resp.into_body(),
+            idle,
+            "the URL",
+        )));
     }
     Err(go_error(
         500,
         format!("fetching URL {url}: stopped after 10 redirects"),
     ))
-}
-
-/// `body`, failing with `TimedOut` when no data arrives for `idle`: a server that stops
-/// sending mid-archive cannot hold an extraction (and its blocking thread) forever.
-fn idle_timeout(body: hyper::body::Incoming, idle: std::time::Duration) -> Body {
-    let stream = futures_util::stream::unfold(Some(body), move |body| async move {
-        let mut body = body?;
-        match tokio::time::timeout(idle, body.frame()).await {
-            Err(_) => Some((
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no data from the URL for {idle:?}"),
-                )),
-                None,
-            )),
-            Ok(None) => None,
-            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
-            Ok(Some(Ok(frame))) => Some((Ok(frame.into_data().unwrap_or_default()), Some(body))),
-        }
-    });
-    Body::from_stream(stream)
 }
 
 fn join_location(base: &hyper::Uri, loc: &str) -> String {
