@@ -131,17 +131,11 @@ async fn grid_data(c: &Coordinator) -> anyhow::Result<Grid> {
                 // `recent` is newest first: keep the newest build per builder, except
                 // that a canceled one (a manual retry stopped, say) never hides an
                 // older build that ran.
-                match cells.get(&b.builder) {
-                    None => {
-                        cells.insert(b.builder.clone(), b);
-                    }
-                    Some(kept)
-                        if kept.state == BuildState::Canceled
-                            && b.state != BuildState::Canceled =>
-                    {
-                        cells.insert(b.builder.clone(), b);
-                    }
-                    Some(_) => {}
+                let replace = cells.get(&b.builder).is_none_or(|kept| {
+                    kept.state == BuildState::Canceled && b.state != BuildState::Canceled
+                });
+                if replace {
+                    cells.insert(b.builder.clone(), b);
                 }
             }
             None => {
@@ -636,11 +630,6 @@ async fn retry(State(c): State<Shared>, Path(id): Path<String>) -> Response {
 }
 
 async fn cancel(State(c): State<Shared>, Path(id): Path<String>) -> Response {
-    match c.db.get(&id).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return text(StatusCode::NOT_FOUND, format!("no build {id}\n")),
-        Err(e) => return internal(e),
-    }
     if let Some(r) = c.running(&id) {
         r.cancel.cancel();
         return text(StatusCode::OK, "canceled\n");
@@ -655,10 +644,15 @@ async fn cancel(State(c): State<Shared>, Path(id): Path<String>) -> Response {
         .await
     {
         Ok(true) => text(StatusCode::OK, "canceled\n"),
-        Ok(false) => text(
-            StatusCode::CONFLICT,
-            format!("build {id} is not queued or running\n"),
-        ),
+        // Nothing was canceled: say whether the build is finished or does not exist.
+        Ok(false) => match c.db.get(&id).await {
+            Ok(Some(_)) => text(
+                StatusCode::CONFLICT,
+                format!("build {id} is not queued or running\n"),
+            ),
+            Ok(None) => text(StatusCode::NOT_FOUND, format!("no build {id}\n")),
+            Err(e) => internal(e),
+        },
         Err(e) => internal(e),
     }
 }
