@@ -28,6 +28,11 @@ use std::cmp::Ordering;
 /// inside and outside quotes; quoted sections concatenate with their neighbours; empty words
 /// are dropped.
 pub fn split_words(q: &str) -> Vec<String> {
+    split(q).0
+}
+
+/// [`split_words`], and whether a quote was left open at the end.
+fn split(q: &str) -> (Vec<String>, bool) {
     let q = q.as_bytes();
     let mut words = Vec::new();
     let mut word = Vec::with_capacity(q.len());
@@ -71,28 +76,14 @@ pub fn split_words(q: &str) -> Vec<String> {
     }
     // Splitting happens on ASCII bytes only, and a backslash may only drop an ASCII byte or
     // split a multi-byte rune: repair the latter losslessly enough for keys and values.
-    words
+    let words = words
         .into_iter()
         .map(|w| {
             String::from_utf8(w)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
         })
-        .collect()
-}
-
-/// Whether `q` opens a quote it never closes, by [`split_words`]' rules.
-fn has_unterminated_quote(q: &str) -> bool {
-    let q = q.as_bytes();
-    let (mut quoting, mut i) = (false, 0);
-    while i < q.len() {
-        match q[i] {
-            b'\\' => i += 1,
-            b'"' => quoting = !quoting,
-            _ => {}
-        }
-        i += 1;
-    }
-    quoting
+        .collect();
+    (words, quoting)
 }
 
 /// A query that is not valid, with upstream's message.
@@ -248,11 +239,12 @@ impl Query {
     /// (after merging) the first key, in sorted order, with an empty `:` value. A query whose
     /// terms contradict each other is not an error: it [never matches](Query::never_matches).
     pub fn parse(q: &str) -> Result<Query, QueryError> {
-        if has_unterminated_quote(q) {
+        let (words, unterminated) = split(q);
+        if unterminated {
             return Err(QueryError::UnterminatedQuote(q.to_owned()));
         }
         let mut terms: Vec<Term> = Vec::new();
-        for word in split_words(q) {
+        for word in words {
             let term = parse_word(&word)?;
             match terms.iter_mut().find(|t| t.key == term.key) {
                 Some(existing) => {
