@@ -38,8 +38,8 @@ pub const EXEC_HEADER_LIMIT: Duration = Duration::from_secs(20);
 pub const STATUS_HEADER_LIMIT: Duration = Duration::from_secs(20);
 /// How long past an exec's `timeout` the client waits before it closes the connection
 /// itself: our buildlet reports its own timeout (with output and a `Process-State`) at
-/// the deadline; upstream's ignores the form value and kills the process group only when
-/// the client goes away, so the client's deadline is what enforces the limit there.
+/// the deadline; upstream's ignores the form value and kills the command only when the
+/// client goes away, so the client's deadline is what enforces the limit there.
 pub const EXEC_DEADLINE_GRACE: Duration = Duration::from_secs(5);
 /// Largest text reply (`/status`, `/workdir`, `/ls`) the client reads; a longer one is an
 /// invalid reply rather than unbounded memory.
@@ -539,7 +539,7 @@ impl BuildletClient for HttpClient {
             }
         };
         // Dropping the request at the deadline closes its connection: that is the signal
-        // upstream's buildlet acts on (it kills the command's process group).
+        // a buildlet acts on (upstream's kills the command, ours its process group).
         let trailers = match deadline {
             Some(d) => tokio::time::timeout(d, run)
                 .await

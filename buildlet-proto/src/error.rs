@@ -29,7 +29,7 @@ pub enum Error {
     Dead,
     /// The exec's `timeout` (plus [`EXEC_DEADLINE_GRACE`](crate::client::EXEC_DEADLINE_GRACE))
     /// passed before the command ended. The client closed the connection, which makes the
-    /// buildlet kill the command's process group: the buildlet itself is still usable.
+    /// buildlet kill the command (ours: its process group); the buildlet is still usable.
     #[error("buildlet: timeout waiting for command to complete")]
     ExecTimeout,
     /// The coordinator refused a reverse registration with a 4xx (a wrong builder key, an

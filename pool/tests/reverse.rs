@@ -503,15 +503,9 @@ async fn abandoned_tls_handshakes_are_closed() {
 
 #[tokio::test]
 async fn malformed_and_oversized_heads_get_400_and_431() {
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let (_pool, addr) = front_door(netguard::Limits::default()).await;
-    let connector = {
-        let cfg = tokio_rustls::rustls::ClientConfig::builder()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AnyCert))
-            .with_no_client_auth();
-        tokio_rustls::TlsConnector::from(Arc::new(cfg))
-    };
+    // Any certificate, as a buildlet without --coordinator-ca accepts.
+    let connector = tokio_rustls::TlsConnector::from(tls_client_config(None).unwrap());
     for (head, want) in [
         (
             b"NOT HTTP AT ALL\r\n\r\n".to_vec(),
@@ -536,50 +530,5 @@ async fn malformed_and_oversized_heads_get_400_and_431() {
         let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut reply)).await;
         let reply = String::from_utf8_lossy(&reply);
         assert!(reply.starts_with(want), "{reply:?}");
-    }
-}
-
-/// Accepts any server certificate (the test's own self-signed one).
-#[derive(Debug)]
-struct AnyCert;
-
-impl tokio_rustls::rustls::client::danger::ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: tokio_rustls::rustls::pki_types::UnixTime,
-    ) -> Result<tokio_rustls::rustls::client::danger::ServerCertVerified, tokio_rustls::rustls::Error>
-    {
-        Ok(tokio_rustls::rustls::client::danger::ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &tokio_rustls::rustls::DigitallySignedStruct,
-    ) -> Result<
-        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
-        tokio_rustls::rustls::Error,
-    > {
-        Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &tokio_rustls::rustls::DigitallySignedStruct,
-    ) -> Result<
-        tokio_rustls::rustls::client::danger::HandshakeSignatureValid,
-        tokio_rustls::rustls::Error,
-    > {
-        Ok(tokio_rustls::rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-    fn supported_verify_schemes(&self) -> Vec<tokio_rustls::rustls::SignatureScheme> {
-        tokio_rustls::rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
     }
 }

@@ -72,6 +72,8 @@ impl<IO: Io> HijackedRequest<IO> {
                 } else {
                     "400 Bad Request"
                 };
+                // Go's server writes exactly these lines for a head it cannot parse (not
+                // what `http.Error`, and so `write_go_error`, writes).
                 let reply = format!(
                     "HTTP/1.1 {status}\r\nContent-Type: text/plain; charset=utf-8\r\n\
                      Connection: close\r\n\r\n{status}"

@@ -328,8 +328,7 @@ async fn main() -> Result<()> {
         );
     }
     eprintln!(
-        "buildlet: listening on {} ({}), workdir {}",
-        listener.local_addr()?,
+        "buildlet: listening on {local} ({}), workdir {}",
         if tls.is_some() { "TLS" } else { "plain HTTP" },
         workdir.display()
     );
