@@ -505,3 +505,84 @@ async fn comparing_two_commits_gives_one_table_with_a_delta() {
         r.body
     );
 }
+
+/// Sends a refused upload (an unexpected first field) whose rest is `rest` bytes on one
+/// connection, then a search on the same connection; returns the first answer's head and
+/// whether the second request got an answer.
+async fn refused_then_reused(s: &Server, rest: usize) -> (String, bool) {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"bogus\"\r\n\r\nx\r\n\
+         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend(std::iter::repeat_n(b'a', rest));
+    body.extend(format!("\r\n--{BOUNDARY}--\r\n").into_bytes());
+    let head = format!(
+        "POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let c = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let (rd, mut wr) = c.into_split();
+    let writer = tokio::spawn(async move {
+        let _ = wr.write_all(head.as_bytes()).await;
+        let _ = wr.write_all(&body).await;
+        wr
+    });
+    let mut rd = BufReader::new(rd);
+    let mut first = String::new();
+    loop {
+        let mut line = String::new();
+        if rd.read_line(&mut line).await.unwrap_or(0) == 0 || line == "\r\n" {
+            break;
+        }
+        first.push_str(&line);
+    }
+    let len: usize = first
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(|v| v.trim().parse().unwrap())
+        })
+        .unwrap_or(0);
+    let mut skip = vec![0u8; len];
+    rd.read_exact(&mut skip).await.unwrap();
+    let mut wr = writer.await.unwrap();
+    let reused = wr
+        .write_all(b"GET /search?q=k:v HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .is_ok()
+        && {
+            let mut line = String::new();
+            let got =
+                tokio::time::timeout(std::time::Duration::from_secs(10), rd.read_line(&mut line))
+                    .await;
+            matches!(got, Ok(Ok(n)) if n > 0) && line.starts_with("HTTP/1.1 200")
+        };
+    (first, reused)
+}
+
+#[tokio::test]
+async fn a_small_unread_rest_is_read_so_the_connection_stays_usable() {
+    let s = start(ServerConfig::default()).await;
+    let (head, reused) = refused_then_reused(&s, 64 << 10).await;
+    assert!(head.starts_with("HTTP/1.1 500"), "{head}");
+    assert!(
+        !head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    assert!(reused, "the connection was not kept after a drained rest");
+}
+
+#[tokio::test]
+async fn a_large_unread_rest_closes_the_connection_and_says_so() {
+    let s = start(ServerConfig::default()).await;
+    let (head, reused) = refused_then_reused(&s, 2 * perfstore::http::MAX_DRAIN_BYTES).await;
+    assert!(head.starts_with("HTTP/1.1 500"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("connection: close"),
+        "{head}"
+    );
+    assert!(!reused, "a connection announced as closing answered again");
+}

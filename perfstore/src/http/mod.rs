@@ -35,7 +35,7 @@ use crate::store::{RecordBatch, Store, UploadId};
 mod ui;
 mod unread_body;
 
-pub use unread_body::close_if_body_unread;
+pub use unread_body::{MAX_DRAIN_BYTES, MAX_DRAIN_TIME, close_if_body_unread};
 
 /// Settings of the HTTP API.
 #[derive(Debug, Clone)]
