@@ -38,27 +38,12 @@ func writeBench(t *testing.T, dir, file string, seed int64, header string, specs
 	return file
 }
 
-// benchstatRows reduces a benchstat text table to what both tables must agree on:
-// config lines, and for every other line its cells (borders and padding dropped).
-func benchstatRows(out string) (config []string, rows []string) {
-	for _, line := range strings.Split(out, "\n") {
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		if k, _, ok := strings.Cut(line, ": "); ok && !strings.ContainsAny(k, " │") {
-			config = append(config, line)
-			continue
-		}
-		rows = append(rows, strings.Join(strings.Fields(strings.ReplaceAll(line, "│", " ")), " "))
-	}
-	return config, rows
-}
-
 const benchHeader = "goos: linux\ngoarch: amd64\npkg: example.com/interop\ncpu: Interop CPU @ 2.00GHz\n"
 
 // TestBenchstatAgreesWithUpstream compares our comparison (perfstore's benchstat example)
-// with upstream's cmd/benchstat on the same files: the same rows with the same numbers.
-// The layout (padding and borders) is ours and not compared.
+// with upstream's cmd/benchstat on the same files and projections: the output must be the
+// same to the byte (numbers, table order, layout and footnotes). Upstream spells its flags
+// -col, ours --col.
 func TestBenchstatAgreesWithUpstream(t *testing.T) {
 	up := upstreamBinary(t, upstreamBenchstatPkg)
 	ours := ourBinary(t, filepath.Join("examples", "benchstat"))
@@ -114,9 +99,29 @@ func TestBenchstatAgreesWithUpstream(t *testing.T) {
 			writeBench(t, dir, "k-new.txt", 24, benchHeader, benchSpec{"BenchmarkSort/size=10-2", 95, 0.02, 6, ""}, benchSpec{"BenchmarkSort/size=1000-2", 12000, 0.02, 6, ""}),
 		},
 	}
+	// One file per commit, as a farm records them: the commit splits the default tables
+	// (one per commit, each with one column); projections put the commits side by side.
+	commitHeader := func(c string) string { return benchHeader + "commit: " + c + "\n" }
+	commits := []string{
+		writeBench(t, dir, "c1.txt", 25, commitHeader("a1b2c3"), benchSpec{"BenchmarkHash/size=64-2", 120, 0.03, 8, mem}, benchSpec{"BenchmarkHash/size=4096-2", 5200, 0.03, 8, mem}),
+		writeBench(t, dir, "c2.txt", 26, commitHeader("d4e5f6"), benchSpec{"BenchmarkHash/size=64-2", 100, 0.03, 8, mem}, benchSpec{"BenchmarkHash/size=4096-2", 5300, 0.03, 8, mem}),
+		writeBench(t, dir, "c3.txt", 27, commitHeader("0789ab"), benchSpec{"BenchmarkHash/size=64-2", 90, 0.03, 8, mem}, benchSpec{"BenchmarkHash/size=4096-2", 4000, 0.03, 8, mem}),
+	}
+	projections := map[string][]string{
+		"commits_split_tables_by_default": commits[:2],
+		"col_commit":                      append([]string{"-col", "commit"}, commits...),
+		"ignore_commit":                   append([]string{"-ignore", "commit"}, commits[:2]...),
+		"col_name_key_row_name":           {"-col", "/size", "-row", ".name", commits[0]},
+		"row_name_key_col_two_keys":       append([]string{"-row", "/size", "-col", "commit,goos"}, commits...),
+		"row_name_merges_into_footnote":   {"-row", ".name", commits[0], commits[1]},
+		"col_gomaxprocs":                  {"-col", "/gomaxprocs", files["sub_benchmarks_with_name_keys"][0]},
+	}
+	for name, args := range projections {
+		files[name] = args
+	}
 	for name, args := range files {
 		t.Run(name, func(t *testing.T) {
-			run := func(bin string) string {
+			run := func(bin string, args []string) string {
 				cmd := exec.Command(bin, args...)
 				cmd.Dir = dir
 				out, err := cmd.CombinedOutput()
@@ -125,27 +130,17 @@ func TestBenchstatAgreesWithUpstream(t *testing.T) {
 				}
 				return string(out)
 			}
-			want, got := run(up), run(ours)
-			wantCfg, wantRows := benchstatRows(want)
-			gotCfg, gotRows := benchstatRows(got)
-			if strings.Join(sorted(wantCfg), "\n") != strings.Join(sorted(gotCfg), "\n") {
-				t.Errorf("config lines differ:\nupstream %q\nours     %q", wantCfg, gotCfg)
+			var ourArgs []string
+			for _, a := range args {
+				if strings.HasPrefix(a, "-") {
+					a = "-" + a
+				}
+				ourArgs = append(ourArgs, a)
 			}
-			if strings.Join(wantRows, "\n") != strings.Join(gotRows, "\n") {
-				t.Errorf("tables differ\n--- upstream:\n%s\n--- ours:\n%s", want, got)
+			want, got := run(up, args), run(ours, ourArgs)
+			if want != got {
+				t.Errorf("outputs differ\n--- upstream %v:\n%s\n--- ours %v:\n%s", args, want, ourArgs, got)
 			}
 		})
 	}
-}
-
-func sorted(s []string) []string {
-	c := append([]string(nil), s...)
-	for i := range c {
-		for j := i + 1; j < len(c); j++ {
-			if c[j] < c[i] {
-				c[i], c[j] = c[j], c[i]
-			}
-		}
-	}
-	return c
 }

@@ -552,17 +552,44 @@ impl Parts {
     }
 }
 
-/// Compares the results of two queries with benchstat's defaults, for the UI.
+/// What the UI's comparison page compares, and how (benchstat's projections).
+#[derive(Debug, Default)]
+pub(super) struct CompareRequest<'a> {
+    /// The baseline query.
+    pub(super) old: &'a str,
+    /// The query compared with it; empty to split `old` alone by `col`.
+    pub(super) new: &'a str,
+    /// benchstat's `-col` (empty: one column per query).
+    pub(super) col: &'a str,
+    /// benchstat's `-row` (empty: `.fullname`).
+    pub(super) row: &'a str,
+    /// More keys to ignore, comma-separated.
+    pub(super) ignore: &'a str,
+}
+
+/// Compares the results of two queries as benchstat would compare two files, for the UI.
 pub(super) async fn compare_queries(
     state: &AppState,
-    old: &str,
-    new: &str,
-    ignore: &[String],
+    req: &CompareRequest<'_>,
 ) -> Result<String, (StatusCode, String)> {
     let bad = |e: &dyn std::fmt::Display| (StatusCode::BAD_REQUEST, e.to_string());
+    let projection = |name: &str, spec: &str, default: compare::Projection| {
+        if spec.trim().is_empty() {
+            Ok(default)
+        } else {
+            compare::Projection::parse(spec).map_err(|e| bad(&format!("{name}: {e}")))
+        }
+    };
+    let defaults = compare::Options::default();
+    let col = projection("col", req.col, defaults.col.clone())?;
+    let row = projection("row", req.row, defaults.row.clone())?;
     let limit = state.config.max_compare_bytes;
     let mut inputs = Vec::new();
-    for (label, q) in [("old", old), ("new", new)] {
+    let sides = [("old", req.old), ("new", req.new)];
+    for (label, q) in sides
+        .into_iter()
+        .filter(|(label, q)| *label == "old" || !q.is_empty())
+    {
         let query = Query::parse(q).map_err(|e| bad(&e))?;
         let mut stream = state
             .store
@@ -589,15 +616,31 @@ pub(super) async fn compare_queries(
         });
     }
     // The server's own labels, keys whose values differ between the sides (the commit,
-    // above all: the main use is comparing one commit with another), and the caller's.
+    // above all: the main use is comparing one commit with another) unless a projection
+    // shows them, and the caller's.
+    let shown: Vec<&str> = col.config_keys().chain(row.config_keys()).collect();
     let mut ignored: Vec<String> = ["upload", "upload-part", "upload-time", "upload-file", "by"]
         .map(String::from)
         .to_vec();
-    ignored.extend(compare::differing_config_keys(&inputs));
-    ignored.extend(ignore.iter().cloned());
+    ignored.extend(
+        compare::differing_config_keys(&inputs)
+            .into_iter()
+            .filter(|k| !shown.contains(&k.as_str())),
+    );
+    for key in req
+        .ignore
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+    {
+        compare::Field::parse(key).map_err(|e| bad(&format!("ignore: {e}")))?;
+        ignored.push(key.to_string());
+    }
     let options = compare::Options {
         ignore: ignored,
-        ..compare::Options::default()
+        col,
+        row,
+        ..defaults
     };
     let _permit = state
         .cpu

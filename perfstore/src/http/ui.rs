@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use futures_util::StreamExt;
 
-use super::{Shared, compare_queries, go_error};
+use super::{CompareRequest, Shared, compare_queries, go_error};
 use crate::ingest::SearchPrinter;
 use crate::query::Query;
 
@@ -48,8 +48,9 @@ impl Depth {
 fn page(title: &str, depth: Depth, body: &str) -> Html<String> {
     Html(format!(
         "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{t}</title>\
-         <style>body{{font-family:sans-serif;margin:2em}}pre{{background:#f4f4f4;padding:1em;overflow:auto}}\
-         input[type=text]{{width:40em}}</style></head>\
+         <style>body{{font-family:sans-serif;margin:2em}}pre{{background:#f4f4f4;padding:1em;overflow:auto;\
+         font-family:'DejaVu Sans Mono',Menlo,Consolas,monospace}}\
+         input[type=text]{{width:40em}}input.key{{width:12em}}</style></head>\
          <body><h1>{t}</h1>{body}\
          <p><a href=\"{root}\">perf data</a> · <a href=\"{root}upload\">upload</a></p></body></html>\n",
         t = escape(title),
@@ -63,17 +64,31 @@ struct FormValues<'a> {
     q: &'a str,
     old: &'a str,
     new: &'a str,
+    col: &'a str,
+    row: &'a str,
+    ignore: &'a str,
 }
 
 /// The search and compare forms, with actions relative to `depth`.
 fn forms(depth: Depth, v: FormValues<'_>) -> String {
     let root = depth.root();
     let (q, old, new) = (escape(v.q), escape(v.old), escape(v.new));
+    let (col, row, ignore) = (escape(v.col), escape(v.row), escape(v.ignore));
+    let open = if [v.col, v.row, v.ignore].iter().any(|s| !s.is_empty()) {
+        " open"
+    } else {
+        ""
+    };
     format!(
         r#"
 <form action="{root}ui/search" method="get"><label>Search <input type="text" name="q" value="{q}" placeholder="goos:linux pkg:encoding/json"></label> <button>Search</button></form>
 <form action="{root}ui/compare" method="get"><p><label>Old <input type="text" name="old" value="{old}" placeholder="upload:20170214.1"></label></p>
-<p><label>New <input type="text" name="new" value="{new}" placeholder="upload:20170214.2"></label> <button>Compare</button></p></form>
+<p><label>New <input type="text" name="new" value="{new}" placeholder="upload:20170214.2"></label> <button>Compare</button></p>
+<details{open}><summary>Columns, rows and ignored keys (benchstat's <code>-col</code>, <code>-row</code>, <code>-ignore</code>)</summary>
+<p><label>Columns <input class="key" type="text" name="col" value="{col}" placeholder=".file (one per query)"></label>
+<label>Rows <input class="key" type="text" name="row" value="{row}" placeholder=".fullname"></label>
+<label>Ignore <input class="key" type="text" name="ignore" value="{ignore}" placeholder="goos,/gomaxprocs"></label></p>
+<p>Keys: <code>.file</code> (old or new), <code>.name</code>, <code>.fullname</code>, <code>/key</code> (a <code>key=value</code> part of the benchmark name) or a configuration key such as <code>commit</code>. With a column key, <i>New</i> may be empty: <code>old=pkg:example.com/x</code>, <code>col=commit</code> puts each commit beside the first.</p></details></form>
 "#
     )
 }
@@ -169,40 +184,55 @@ pub(super) struct CompareParams {
     old: String,
     #[serde(default)]
     new: String,
-    /// More configuration keys to leave out of the table key, comma-separated
-    /// (benchstat's `-ignore`).
+    /// benchstat's `-col`: what splits columns (`commit`, `/size`, …).
+    #[serde(default)]
+    col: String,
+    /// benchstat's `-row`: what splits rows.
+    #[serde(default)]
+    row: String,
+    /// More keys to leave out of the table key, comma-separated (benchstat's `-ignore`).
     #[serde(default)]
     ignore: String,
 }
 
-/// `GET /ui/compare?old=&new=`: benchstat's table of two queries.
+/// `GET /ui/compare?old=&new=[&col=&row=&ignore=]`: benchstat's table of two queries.
 pub(super) async fn compare_page(
     State(state): State<Shared>,
     Params(p): Params<CompareParams>,
 ) -> Response {
-    let ignore: Vec<String> = p
-        .ignore
-        .split(',')
-        .map(str::trim)
-        .filter(|k| !k.is_empty())
-        .map(String::from)
-        .collect();
-    match compare_queries(&state, &p.old, &p.new, &ignore).await {
+    let req = CompareRequest {
+        old: &p.old,
+        new: &p.new,
+        col: &p.col,
+        row: &p.row,
+        ignore: &p.ignore,
+    };
+    match compare_queries(&state, &req).await {
         Ok(table) => page(
             "Compare",
             Depth::Ui,
             &format!(
-                "{}<p>old: <code>{}</code>, new: <code>{}</code></p><pre>{}</pre>",
+                "{}<p>{}</p><pre>{}</pre>",
                 forms(
                     Depth::Ui,
                     FormValues {
                         old: &p.old,
                         new: &p.new,
+                        col: &p.col,
+                        row: &p.row,
+                        ignore: &p.ignore,
                         ..FormValues::default()
                     }
                 ),
-                escape(&p.old),
-                escape(&p.new),
+                if p.new.is_empty() {
+                    format!("results of <code>{}</code>", escape(&p.old))
+                } else {
+                    format!(
+                        "old: <code>{}</code>, new: <code>{}</code>",
+                        escape(&p.old),
+                        escape(&p.new)
+                    )
+                },
                 escape(&table)
             ),
         )

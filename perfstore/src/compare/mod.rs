@@ -6,7 +6,8 @@
 //! Mann–Whitney U test; a delta is shown only when p ≤ α. Units with `assume=exact`
 //! metadata use the mode and report every difference. The table has benchstat's cells
 //! (centers scaled per row, `± P%`, delta, `(p=… n=…)`, a geomean row and footnoted
-//! warnings); column padding is simpler than benchstat's.
+//! warnings) and layout, and its `-row`, `-col` and `-ignore` projections
+//! ([`Options::row`], [`Options::col`], [`Options::ignore`]).
 //!
 //! ```
 //! use perfstore::compare::{benchstat, Input, Options};
@@ -21,9 +22,14 @@
 //! assert!(table.contains("-48.90% (p=0.000 n=10)"), "{table}");
 //! ```
 
-use std::collections::HashMap;
+mod layout;
+mod projection;
+mod tables;
 
-use crate::benchfmt::{Reader, Record, UnitClass, unit_class};
+pub use projection::{Field, Projection, ProjectionError};
+pub use tables::{benchstat, differing_config_keys};
+
+use crate::benchfmt::UnitClass;
 
 /// One input file of a comparison.
 #[derive(Debug, Clone)]
@@ -41,9 +47,13 @@ pub struct Options {
     pub alpha: f64,
     /// Confidence level of the intervals.
     pub confidence: f64,
-    /// Configuration keys left out of the table key (benchstat's `-ignore`), such as the
-    /// storage server's per-upload labels when comparing two uploads.
+    /// Keys left out of the table key and of `.fullname` (benchstat's `-ignore`), such as
+    /// the storage server's per-upload labels when comparing two uploads.
     pub ignore: Vec<String>,
+    /// What makes a row (benchstat's `-row`; default `.fullname`).
+    pub row: Projection,
+    /// What makes a column (benchstat's `-col`; default `.file`, one column per input).
+    pub col: Projection,
 }
 
 impl Default for Options {
@@ -52,6 +62,8 @@ impl Default for Options {
             alpha: 0.05,
             confidence: 0.95,
             ignore: Vec::new(),
+            row: Projection(vec![Field::FullName]),
+            col: Projection(vec![Field::File]),
         }
     }
 }
@@ -624,328 +636,6 @@ pub fn common_scale(values: &[f64], class: UnitClass) -> impl Fn(f64) -> String 
     }
 }
 
-/// One (table, unit) of a comparison, in first-seen order.
-#[derive(Debug, Default)]
-struct Table {
-    config: Vec<(Vec<u8>, Vec<u8>)>,
-    unit: String,
-    exact: bool,
-    rows: Vec<String>,
-    cells: HashMap<(String, usize), Vec<f64>>,
-}
-
-const SUPERSCRIPTS: [char; 10] = ['⁰', '¹', '²', '³', '⁴', '⁵', '⁶', '⁷', '⁸', '⁹'];
-
-fn superscript(mut i: usize) -> String {
-    let mut s = Vec::new();
-    loop {
-        s.push(SUPERSCRIPTS[i % 10]);
-        i /= 10;
-        if i == 0 {
-            break;
-        }
-    }
-    s.iter().rev().collect()
-}
-
-/// The file configuration keys whose values differ between the inputs (`commit`, when
-/// comparing one commit's results with another's). Left in the table key they would split
-/// every benchmark into one table per input, each with one empty column; the UI's
-/// comparison of two queries ignores them, as `benchstat -ignore` would.
-pub fn differing_config_keys(inputs: &[Input]) -> Vec<String> {
-    use std::collections::{BTreeMap, BTreeSet};
-    let per_input: Vec<BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>>> = inputs
-        .iter()
-        .map(|input| {
-            let mut seen: BTreeMap<Vec<u8>, BTreeSet<Vec<u8>>> = BTreeMap::new();
-            let mut reader = Reader::new(&input.data[..]);
-            while let Some(Ok(rec)) = reader.next_record() {
-                if let Record::Result(r) = rec {
-                    for c in r.config.iter().filter(|c| c.file) {
-                        seen.entry(c.key.clone())
-                            .or_default()
-                            .insert(c.value.clone());
-                    }
-                }
-            }
-            seen
-        })
-        .collect();
-    let keys: BTreeSet<&Vec<u8>> = per_input.iter().flat_map(|m| m.keys()).collect();
-    keys.into_iter()
-        .filter(|k| per_input.windows(2).any(|w| w[0].get(*k) != w[1].get(*k)))
-        .map(|k| String::from_utf8_lossy(k).into_owned())
-        .collect()
-}
-
-/// Reads the inputs and renders benchstat's text tables (first input is the baseline).
-pub fn benchstat(inputs: &[Input], opts: &Options) -> String {
-    let mut tables: Vec<Table> = Vec::new();
-    let mut errors = String::new();
-    let mut exact_units: Vec<Vec<u8>> = Vec::new();
-    for (col, input) in inputs.iter().enumerate() {
-        let mut reader = Reader::new(&input.data[..]);
-        while let Some(rec) = reader.next_record() {
-            match rec {
-                Err(e) => {
-                    errors.push_str(&format!("{}: {e}\n", input.label));
-                    break;
-                }
-                Ok(Record::SyntaxError(e)) => errors.push_str(&format!("{}: {e}\n", input.label)),
-                Ok(Record::UnitMetadata(m)) => {
-                    if m.key == b"assume" && m.value == b"exact" {
-                        exact_units.push(m.unit.to_vec());
-                    }
-                }
-                Ok(Record::Result(r)) => {
-                    let mut config: Vec<(Vec<u8>, Vec<u8>)> = r
-                        .config
-                        .iter()
-                        .filter(|c| c.file && !opts.ignore.iter().any(|k| k.as_bytes() == c.key))
-                        .map(|c| (c.key.clone(), c.value.clone()))
-                        .collect();
-                    config.sort();
-                    let row = String::from_utf8_lossy(&r.name).into_owned();
-                    for v in &r.values {
-                        let unit = String::from_utf8_lossy(&v.unit).into_owned();
-                        let t = match tables
-                            .iter()
-                            .position(|t| t.config == config && t.unit == unit)
-                        {
-                            Some(i) => &mut tables[i],
-                            None => {
-                                tables.push(Table {
-                                    config: config.clone(),
-                                    unit: unit.clone(),
-                                    ..Table::default()
-                                });
-                                tables.last_mut().expect("just pushed")
-                            }
-                        };
-                        t.exact = exact_units.iter().any(|u| u.as_slice() == &*v.unit);
-                        if !t.rows.contains(&row) {
-                            t.rows.push(row.clone());
-                        }
-                        t.cells.entry((row.clone(), col)).or_default().push(v.value);
-                    }
-                }
-            }
-        }
-    }
-    let mut out = errors;
-    let mut last_config: Option<&Vec<(Vec<u8>, Vec<u8>)>> = None;
-    for t in &tables {
-        if last_config != Some(&t.config) {
-            for (k, v) in &t.config {
-                out.push_str(&format!(
-                    "{}: {}\n",
-                    String::from_utf8_lossy(k),
-                    String::from_utf8_lossy(v)
-                ));
-            }
-            last_config = Some(&t.config);
-        }
-        out.push_str(&render_table(t, inputs, opts));
-        out.push('\n');
-    }
-    out
-}
-
-fn render_table(t: &Table, inputs: &[Input], opts: &Options) -> String {
-    let mut notes: Vec<String> = Vec::new();
-    let mut note = |ws: &[String]| -> String {
-        ws.iter()
-            .map(|w| {
-                let i = notes.iter().position(|n| n == w).unwrap_or_else(|| {
-                    notes.push(w.clone());
-                    notes.len() - 1
-                });
-                superscript(i + 1)
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let class = unit_class(t.unit.as_bytes());
-    let mut grid: Vec<Vec<String>> = Vec::new();
-    let mut header1 = vec![String::new()];
-    let mut header2 = vec![String::new()];
-    for (i, input) in inputs.iter().enumerate() {
-        // The border is a column of its own, so that every line draws it at one place.
-        header1.extend([
-            "│".to_string(),
-            input.label.clone(),
-            String::new(),
-            String::new(),
-        ]);
-        header2.extend([
-            "│".to_string(),
-            t.unit.clone(),
-            String::new(),
-            String::new(),
-        ]);
-        if i > 0 {
-            header1.extend([String::new(), String::new(), String::new()]);
-            header2.extend(["vs base".to_string(), String::new(), String::new()]);
-        }
-    }
-    header1.push("│".into());
-    header2.push("│".into());
-    grid.push(header1);
-    grid.push(header2);
-    let mut centers: Vec<Vec<Option<f64>>> = vec![Vec::new(); inputs.len()];
-    for row in &t.rows {
-        let summaries: Vec<Option<Summary>> = (0..inputs.len())
-            .map(|c| {
-                t.cells.get(&(row.clone(), c)).map(|v| {
-                    if t.exact {
-                        summarize_exact(v)
-                    } else {
-                        summarize(v, opts.confidence)
-                    }
-                })
-            })
-            .collect();
-        let values: Vec<f64> = summaries.iter().flatten().map(|s| s.center).collect();
-        let fmt = common_scale(&values, class);
-        let mut line = vec![row.clone()];
-        for (c, s) in summaries.iter().enumerate() {
-            centers[c].push(s.as_ref().map(|s| s.center));
-            match s {
-                None => {
-                    line.push("│".into());
-                    line.extend(std::iter::repeat_n(
-                        String::new(),
-                        if c > 0 { 6 } else { 3 },
-                    ));
-                }
-                Some(s) => {
-                    line.push("│".into());
-                    line.push(fmt(s.center));
-                    line.push(format!("± {}", s.pct_range()));
-                    line.push(note(&s.warnings));
-                    if c > 0 {
-                        match (
-                            &summaries[0],
-                            t.cells.get(&(row.clone(), 0)),
-                            t.cells.get(&(row.clone(), c)),
-                        ) {
-                            (Some(base), Some(old), Some(new)) => {
-                                let cmp = if t.exact {
-                                    compare_exact(old, new, opts.alpha)
-                                } else {
-                                    compare(old, new, opts.alpha)
-                                };
-                                line.push(cmp.format_delta(base.center, s.center));
-                                line.push(format!("({})", cmp.annotation()));
-                                line.push(note(&cmp.warnings));
-                            }
-                            _ => line.extend([String::new(), String::new(), String::new()]),
-                        }
-                    }
-                }
-            }
-        }
-        line.push("│".into());
-        grid.push(line);
-    }
-    if t.rows.len() > 1 {
-        let mut line = vec!["geomean".to_string()];
-        let geo: Vec<Option<f64>> = centers
-            .iter()
-            .map(|cs| {
-                let vals: Vec<f64> = cs.iter().flatten().copied().collect();
-                if vals.is_empty() || vals.iter().any(|&v| v <= 0.0) {
-                    None
-                } else {
-                    Some((vals.iter().map(|v| v.ln()).sum::<f64>() / vals.len() as f64).exp())
-                }
-            })
-            .collect();
-        for (c, g) in geo.iter().enumerate() {
-            let mut warnings = Vec::new();
-            match g {
-                Some(g) => {
-                    line.push("│".into());
-                    line.push(common_scale(&[*g], class)(*g));
-                }
-                None => {
-                    line.extend(["│".to_string(), String::new()]);
-                    warnings.push("summaries must be >0 to compute geomean".to_string());
-                }
-            }
-            line.push(String::new());
-            if c > 0 {
-                line.push(String::new());
-                let mut ratios = Vec::new();
-                let mut differs = false;
-                for (b, v) in centers[0].iter().zip(&centers[c]) {
-                    match (b, v) {
-                        (Some(b), Some(v)) if *b == 0.0 && *v == 0.0 => ratios.push(1.0),
-                        (Some(b), Some(v)) if *b != 0.0 => ratios.push(v / b),
-                        (Some(_), Some(_)) => {}
-                        _ => differs = true,
-                    }
-                }
-                if differs {
-                    warnings.push(
-                        "benchmark set differs from baseline; geomeans may not be comparable"
-                            .into(),
-                    );
-                }
-                let has_ratio = !ratios.is_empty() && ratios.iter().all(|&r| r > 0.0);
-                line.push(if has_ratio {
-                    let r =
-                        (ratios.iter().map(|r| r.ln()).sum::<f64>() / ratios.len() as f64).exp();
-                    format!("{:+.2}%", (r - 1.0) * 100.0)
-                } else {
-                    "?".into()
-                });
-                line.push(String::new());
-            }
-            line.push(note(&warnings));
-        }
-        line.push("│".into());
-        grid.push(line);
-    }
-    let mut out = align(&grid);
-    for (i, n) in notes.iter().enumerate() {
-        out.push_str(&format!("{} {n}\n", superscript(i + 1)));
-    }
-    out
-}
-
-/// Pads each column to its widest cell; the first column left-aligned, the rest right.
-fn align(grid: &[Vec<String>]) -> String {
-    let cols = grid.iter().map(Vec::len).max().unwrap_or(0);
-    let mut widths = vec![0usize; cols];
-    for row in grid {
-        for (i, c) in row.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
-        }
-    }
-    let mut out = String::new();
-    for row in grid {
-        let mut line = String::new();
-        for (i, c) in row.iter().enumerate() {
-            if widths[i] == 0 {
-                continue;
-            }
-            let pad = widths[i] - c.chars().count();
-            if i == 0 {
-                line.push_str(c);
-                line.push_str(&" ".repeat(pad));
-            } else {
-                line.push(' ');
-                line.push_str(&" ".repeat(pad));
-                line.push_str(c);
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1033,10 +723,8 @@ mod tests {
             &Options::default(),
         );
         let geo = table.lines().find(|l| l.starts_with("geomean")).unwrap();
-        assert!(
-            geo.contains("│ 2.000") || geo.contains("│  2.000"),
-            "{table}"
-        );
+        assert_eq!(geo.matches("2.000").count(), 2, "{table}");
+        assert!(geo.ends_with("+0.00%"), "{table}");
         let table = benchstat(
             &[
                 Input {
