@@ -88,13 +88,14 @@ fn commits_are_built_and_failures_link_their_logs() {
     // The HTML grid shows both.
     let (_, html) = http(port, "GET", "/", "");
     assert!(
-        html.contains("class=\"ok\"") && html.contains("class=\"failed\""),
+        html.contains("class=\"cell ok\"") && html.contains("class=\"cell failed\""),
         "{html}"
     );
     // Metrics count them.
     let (_, metrics) = http(port, "GET", "/metrics", "");
     assert!(
-        metrics.contains("coordinator_builds_finished_total{result=\"failed\"} 1"),
+        metrics
+            .contains("coordinator_builds_finished_total{builder=\"script\",result=\"failed\"} 1"),
         "{metrics}"
     );
 }
@@ -251,7 +252,7 @@ fn a_step_over_its_time_limit_fails_the_build() {
         "{log}"
     );
     assert!(
-        log.contains("pushing the source (") && log.contains("source in place after"),
+        log.contains("pushing the source") && log.contains("source in place after"),
         "{log}"
     );
 }

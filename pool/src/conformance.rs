@@ -185,18 +185,17 @@ pub async fn waiters_report_their_position(pool: &dyn BuildletPool, caps: &Caps)
     );
 }
 
-/// A destroyed lease's machine is not handed out again.
+/// A destroyed lease's machine is not handed out again (a provider may start a
+/// successor under another name).
 pub async fn destroyed_lease_leaves_the_pool(pool: &dyn BuildletPool, caps: &Caps) {
     if caps.machines < 2 {
         return; // the pool would be empty afterwards
     }
-    let before = pool.status().host_types[&caps.host_type].connected;
     let l = pool.lease(req(caps, "doomed")).await.expect("lease");
     let name = l.name().to_owned();
     l.destroy();
     let st = pool.status();
     let h = &st.host_types[&caps.host_type];
-    assert_eq!(h.connected, before - 1, "destroyed machine still counted");
     assert!(
         !h.machines.contains_key(&name),
         "destroyed machine {name} still listed"

@@ -50,6 +50,10 @@ enum Command {
         /// Seconds between polls of the sources (overrides the file; default 15).
         #[arg(long)]
         poll_secs: Option<u64>,
+        /// A named environment of the file (`[env.NAME]`: dev, staging, …) whose settings
+        /// replace the top-level ones.
+        #[arg(long, env = "COORDINATOR_ENV")]
+        env: Option<String>,
     },
     /// Print the builder key a reverse buildlet of HOST_TYPE needs (its `--key-file`).
     ///
@@ -64,41 +68,46 @@ enum Command {
         /// The data directory (overrides the file).
         #[arg(long, env = "COORDINATOR_DATA_DIR")]
         data_dir: Option<PathBuf>,
+        /// A named environment of the file.
+        #[arg(long, env = "COORDINATOR_ENV")]
+        env: Option<String>,
     },
-    /// Print the effective configuration (defaults filled in) as TOML.
+    /// Print the effective configuration (defaults filled in, an environment applied) as
+    /// TOML, after checking it.
     ///
     /// Example: coordinator config > farm.toml   (then edit it and: coordinator serve --config farm.toml)
+    ///          coordinator config --config farm.toml --env staging
     #[command(verbatim_doc_comment)]
     Config {
         /// A TOML configuration file.
         #[arg(long, env = "COORDINATOR_CONFIG")]
         config: Option<PathBuf>,
+        /// A named environment of the file.
+        #[arg(long, env = "COORDINATOR_ENV")]
+        env: Option<String>,
     },
 }
 
-/// Ctrl-C or SIGTERM (what service managers and container engines send).
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-    tracing::info!("shutting down");
-}
-
-fn load(config: Option<PathBuf>) -> anyhow::Result<Config> {
-    let cfg = match config {
-        Some(path) => Config::load(&path)?,
+/// The configuration: the file (or none), the environment, the defaults.
+fn load(config: Option<PathBuf>, env: Option<&str>) -> anyhow::Result<Config> {
+    let cfg = match &config {
+        Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    let cfg = cfg.for_env(env).map_err(|e| match &config {
+        Some(path) => anyhow::anyhow!("{}: {e}", path.display()),
+        None => anyhow::anyhow!("{e} (no --config given)"),
+    })?;
     Ok(cfg.with_defaults(&std::env::current_dir()?))
+}
+
+/// Checks a configuration, naming the file.
+fn checked(cfg: Config, file: Option<&PathBuf>) -> anyhow::Result<Config> {
+    cfg.check().map_err(|e| match file {
+        Some(path) => anyhow::anyhow!("{}: {e}", path.display()),
+        None => anyhow::anyhow!("{e}"),
+    })?;
+    Ok(cfg)
 }
 
 #[tokio::main]
@@ -119,8 +128,9 @@ async fn main() -> anyhow::Result<()> {
             host_type,
             config,
             data_dir,
+            env,
         } => {
-            let mut cfg = load(config)?;
+            let mut cfg = load(config, env.as_deref())?;
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
             }
@@ -141,16 +151,19 @@ async fn main() -> anyhow::Result<()> {
                 dashboard_types::keys::builder_key(&master, &host_type)
             );
         }
-        Command::Config { config } => {
-            print!("{}", toml::to_string(&load(config)?)?);
+        Command::Config { config, env } => {
+            let cfg = checked(load(config.clone(), env.as_deref())?, config.as_ref())?;
+            print!("{}", toml::to_string(&cfg)?);
         }
         Command::Serve {
             config,
             data_dir,
             listen,
             poll_secs,
+            env,
         } => {
-            let mut cfg = load(config)?;
+            let file = config.clone();
+            let mut cfg = load(config, env.as_deref())?;
             if let Some(d) = data_dir {
                 cfg.data_dir = d;
             }
@@ -160,6 +173,7 @@ async fn main() -> anyhow::Result<()> {
             if let Some(p) = poll_secs {
                 cfg.poll_secs = p;
             }
+            let cfg = checked(cfg, file.as_ref())?;
             if cfg.sources.is_empty() {
                 tracing::warn!(
                     "no work sources: not in a git checkout and none configured; builds come only from the API"
@@ -168,7 +182,6 @@ async fn main() -> anyhow::Result<()> {
             let listen = cfg.listen;
             let data_dir = cfg.data_dir.clone();
             let c = Coordinator::open(cfg).await?;
-            c.spawn_workers();
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
@@ -176,17 +189,13 @@ async fn main() -> anyhow::Result<()> {
             if let Some(r) = c.reverse_addr {
                 println!("reverse buildlets: {r} (TLS)");
             }
-            let _ = c.web_addr.set(listener.local_addr()?);
             println!("serving http://{}/", listener.local_addr()?);
             tracing::info!(
                 "serving on http://{}/ (grid at /, status at /status, perf data at /perf/; state in {})",
                 listener.local_addr()?,
                 data_dir.display()
             );
-            let app = coordinator_bin::web::router(c.clone());
-            let limits = c.config.limits.to_limits();
-            coordinator_bin::serve::serve(listener, app, limits, shutdown_signal()).await;
-            c.shutdown.cancel();
+            c.run(listener, coordinator_bin::shutdown::signal()).await;
         }
     }
     Ok(())

@@ -63,9 +63,15 @@ pub fn config(dir: &Path, repo: &Path, builders: &str) -> PathBuf {
         &path,
         format!(
             "listen = \"127.0.0.1:0\"\nreverse_listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\npoll_secs = 1\n\n\
-             [[sources]]\nname = \"repo\"\nurl = {url:?}\nbranches = [\"main\"]\n\n{builders}",
+             [[sources]]\nname = \"repo\"\nurl = {url:?}\nbranches = [\"main\"]\n\n{builders}{pools}",
             data = dir.join("data").display().to_string(),
             url = repo.display().to_string(),
+            // The tests' builders run on `host-test` unless they declare their own pools.
+            pools = if builders.contains("[pools.local]") {
+                ""
+            } else {
+                "\n[pools.local]\nhost-test = 2\n"
+            },
         ),
     )
     .unwrap();
@@ -158,7 +164,7 @@ pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
-/// A GET of a binary body sent with a Content-Length; returns (status, body bytes).
+/// A GET of a binary body (with a Content-Length or chunked); returns (status, body bytes).
 pub fn get_bytes(port: u16, path: &str) -> (u16, Vec<u8>) {
     let raw = request(port, "GET", path, "");
     let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
@@ -166,7 +172,22 @@ pub fn get_bytes(port: u16, path: &str) -> (u16, Vec<u8>) {
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .expect("a response head");
-    (status, raw[end + 4..].to_vec())
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    let mut body = &raw[end + 4..];
+    if !head.contains("transfer-encoding: chunked") {
+        return (status, body.to_vec());
+    }
+    let mut out = Vec::new();
+    while let Some(eol) = body.windows(2).position(|w| w == b"\r\n") {
+        let size = String::from_utf8_lossy(&body[..eol]);
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&body[eol + 2..eol + 2 + n]);
+        body = &body[eol + 2 + n + 2..];
+    }
+    (status, out)
 }
 
 fn dechunk(mut s: &str) -> String {

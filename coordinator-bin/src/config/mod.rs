@@ -43,13 +43,39 @@
 //! header_read_secs = 30                 # also the keep-alive idle limit
 //! body_idle_secs = 60
 //! tls_handshake_secs = 10
+//!
+//! [env.staging]                         # `serve --env staging`: these replace the above
+//! listen = "127.0.0.1:8881"
+//! data_dir = "coordinator-staging"
+//! reverse_listen = "127.0.0.1:8120"
+//!
+//! [env.staging.pools.local]
+//! host-linux-local = 1
 //! ```
+//!
+//! Every builder's host type must be served by a pool (`[pools.local]` or
+//! `[pools.reverse]`): a misspelled one is an error naming the builder, not a silent local
+//! buildlet. Without any file the built-in builder runs on `host-local = 2`.
+
+pub mod env;
+pub mod routing;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+pub use env::EnvConfig;
+
+/// A configuration that cannot work, naming the entry at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+macro_rules! bail {
+    ($($t:tt)*) => { return Err(ConfigError(format!($($t)*))) };
+}
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -84,6 +110,15 @@ pub struct Config {
     pub revdial: RevdialConfig,
     /// Connection caps and timeouts of the web listener and the reverse front door.
     pub limits: LimitsConfig,
+    /// Seconds a `git fetch` or `git clone` of a source may take before it is killed.
+    pub git_timeout_secs: u64,
+    /// Seconds running builds may finish after a shutdown signal; those still running
+    /// are then stopped and queued again (not recorded as canceled).
+    pub shutdown_grace_secs: u64,
+    /// Named environments (`dev`, `staging`, `prod`, …), each replacing some of the
+    /// settings above; chosen with `serve --env NAME`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, EnvConfig>,
 }
 
 /// Connection caps and timeouts (netguard's), for the web listener and the reverse port.
@@ -252,80 +287,130 @@ impl Default for Config {
             public_url: None,
             revdial: RevdialConfig::default(),
             limits: LimitsConfig::default(),
+            git_timeout_secs: 300,
+            shutdown_grace_secs: 10,
+            env: BTreeMap::new(),
         }
     }
 }
 
 impl Config {
-    /// Reads a TOML file and checks it.
-    pub fn load(path: &Path) -> anyhow::Result<Config> {
+    /// Reads a TOML file (not yet checked: choose an environment, fill the defaults, then
+    /// [`Config::check`]).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-        let cfg: Config =
-            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        cfg.check()
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        Ok(cfg)
+            .map_err(|e| ConfigError(format!("reading {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))
     }
 
-    /// Refuses what cannot work: empty steps, unknown policies, unknown sources.
-    pub fn check(&self) -> anyhow::Result<()> {
+    /// The configuration of environment `name` (see [`EnvConfig`]); `None` leaves it as
+    /// it is. The result has no environments left.
+    pub fn for_env(mut self, name: Option<&str>) -> Result<Config, ConfigError> {
+        let envs = std::mem::take(&mut self.env);
+        let Some(name) = name else {
+            return Ok(self);
+        };
+        match envs.get(name) {
+            Some(e) => Ok(e.apply(self)),
+            None if envs.is_empty() => {
+                bail!("no environment {name:?}: the configuration defines none ([env.NAME])")
+            }
+            None => bail!(
+                "no environment {name:?}; the configuration defines: {}",
+                envs.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        }
+    }
+
+    /// Refuses what cannot work, naming the entry: empty steps, duplicate names, two
+    /// sources in one mirror directory, unknown policies and sources, host types that no
+    /// pool serves.
+    pub fn check(&self) -> Result<(), ConfigError> {
         let catalogue = dashboard_types::catalogue::Catalogue::builtin();
-        for b in &self.builders {
+        let mut mirrors: BTreeMap<String, &str> = BTreeMap::new();
+        for (i, s) in self.sources.iter().enumerate() {
+            if s.name.is_empty() {
+                bail!("sources[{i}]: a source needs a name");
+            }
+            if self.sources[..i].iter().any(|o| o.name == s.name) {
+                bail!("source {:?} is declared twice", s.name);
+            }
+            let dir = crate::sources::git::mirror_dir_name(&s.name);
+            if let Some(other) = mirrors.insert(dir.clone(), &s.name) {
+                bail!(
+                    "sources {other:?} and {:?} would share the mirror directory {dir}; rename one",
+                    s.name
+                );
+            }
+        }
+        for (i, b) in self.builders.iter().enumerate() {
+            if self.builders[..i].iter().any(|o| o.name == b.name) {
+                bail!("builder {:?} is declared twice", b.name);
+            }
             if b.steps.is_empty() || b.steps.iter().any(Vec::is_empty) {
-                anyhow::bail!("builder {:?}: every step needs a command", b.name);
+                bail!("builder {:?}: every step needs a command", b.name);
             }
             if let Some(p) = &b.policy
                 && catalogue.builder(p).is_none()
             {
-                anyhow::bail!(
+                bail!(
                     "builder {:?}: policy {p:?} is not a builder of the built-in catalogue",
                     b.name
                 );
             }
             for s in &b.sources {
                 if !self.sources.iter().any(|x| &x.name == s) {
-                    anyhow::bail!("builder {:?}: unknown source {s:?}", b.name);
+                    bail!("builder {:?}: unknown source {s:?}", b.name);
                 }
+            }
+            if !self.pools.local.contains_key(&b.host_type)
+                && !self.pools.reverse.contains_key(&b.host_type)
+            {
+                let known: Vec<&String> = self
+                    .pools
+                    .local
+                    .keys()
+                    .chain(self.pools.reverse.keys())
+                    .collect();
+                bail!(
+                    "builder {:?}: no pool serves host type {:?}; add it under [pools.local] \
+                     or [pools.reverse] (pools: {})",
+                    b.name,
+                    b.host_type,
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known
+                            .iter()
+                            .map(|k| format!("{k:?}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                );
+            }
+        }
+        for ht in self.pools.local.keys() {
+            if self.pools.reverse.contains_key(ht) {
+                bail!("host type {ht:?} is in both [pools.local] and [pools.reverse]");
             }
         }
         Ok(())
     }
 
-    /// Whether `builder` builds `branch` of `source`: its `sources` list, then its
-    /// catalogue policy.
-    pub fn builds(
-        builder: &BuilderConfig,
-        source: &Source,
-        branch: &str,
-        catalogue: &dashboard_types::catalogue::Catalogue,
-    ) -> bool {
-        if !builder.sources.is_empty() && !builder.sources.contains(&source.name) {
-            return false;
-        }
-        match &builder.policy {
-            None => true,
-            Some(p) => catalogue
-                .builder(p)
-                .is_some_and(|b| b.builds_repo_post_submit(&source.name, branch, branch)),
-        }
-    }
-
-    /// Fills what the file left out: the checkout in `cwd` as the source, the quick
-    /// builder, and local buildlets for every host type in use.
+    /// Fills what the file left out: the checkout in `cwd` as the source, and the
+    /// built-in builder on two local buildlets when no builder is configured.
     pub fn with_defaults(mut self, cwd: &Path) -> Config {
         if self.sources.is_empty()
-            && let Some(source) = crate::git::checkout_source(cwd)
+            && let Some(source) = crate::sources::git::checkout_source(cwd)
         {
             self.sources.push(source);
         }
         if self.builders.is_empty() {
             self.builders.push(quick_builder());
-        }
-        for b in &self.builders {
-            if !self.pools.reverse.contains_key(&b.host_type) {
-                self.pools.local.entry(b.host_type.clone()).or_insert(2);
-            }
+            self.pools
+                .local
+                .entry(LOCAL_HOST_TYPE.to_string())
+                .or_insert(2);
         }
         self
     }
@@ -333,6 +418,19 @@ impl Config {
     /// The builder named `name`.
     pub fn builder(&self, name: &str) -> Option<&BuilderConfig> {
         self.builders.iter().find(|b| b.name == name)
+    }
+
+    /// How many machines a host type can have at once (local: the count; reverse: the
+    /// machines expected, at least one, so that a build can wait for the first).
+    pub fn capacity(&self, host_type: &str) -> usize {
+        match (
+            self.pools.local.get(host_type),
+            self.pools.reverse.get(host_type),
+        ) {
+            (Some(n), _) => *n,
+            (None, Some(n)) => (*n).max(1) as usize,
+            (None, None) => 0,
+        }
     }
 }
 
@@ -342,7 +440,7 @@ mod tests {
 
     /// The TOML example of this module's documentation.
     fn documented_example() -> String {
-        include_str!("config.rs")
+        include_str!("mod.rs")
             .lines()
             .skip_while(|l| !l.starts_with("//! ```toml"))
             .skip(1)
@@ -393,24 +491,21 @@ mod tests {
             url: String::new(),
             branches: vec![],
         };
-        assert!(Config::builds(&b, &src("anything"), "main", &catalogue));
+        assert!(routing::builds(&b, &src("anything"), "main", &catalogue));
         b.sources = vec!["other".into()];
-        assert!(!Config::builds(&b, &src("anything"), "main", &catalogue));
+        assert!(!routing::builds(&b, &src("anything"), "main", &catalogue));
         b.sources.clear();
         b.policy = Some("linux-amd64".into());
-        assert!(Config::builds(&b, &src("go"), "master", &catalogue));
+        assert!(routing::builds(&b, &src("go"), "master", &catalogue));
         // Upstream's policy: release branches before Go 1.11 are not built.
-        assert!(!Config::builds(
+        assert!(!routing::builds(
             &b,
             &src("go"),
             "release-branch.go1.10",
             &catalogue
         ));
-        let mut cfg = Config::default();
-        cfg.builders.push(BuilderConfig {
-            policy: Some("no-such-builder".into()),
-            ..quick_builder()
-        });
+        let mut cfg = Config::default().with_defaults(Path::new("/nonexistent"));
+        cfg.builders[0].policy = Some("no-such-builder".into());
         let err = cfg.check().unwrap_err().to_string();
         assert!(
             err.contains("not a builder of the built-in catalogue"),

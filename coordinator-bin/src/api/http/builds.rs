@@ -1,0 +1,53 @@
+//! `/api/builds…` and `/api/poll`: the write routes and a build's JSON.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+
+use super::json::{BuildJson, record_of};
+use super::{Reply, Shared, json_reply, text};
+use crate::error::Error;
+use crate::ops;
+
+/// `POST /api/builds` body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnqueueRequest {
+    source: String,
+    /// A commit, or a branch name (its current head).
+    rev: String,
+    builder: String,
+}
+
+pub(super) async fn enqueue(State(c): State<Shared>, body: axum::body::Bytes) -> Reply {
+    let req: EnqueueRequest = serde_json::from_slice(&body).map_err(|e| {
+        Error::BadRequest(format!(
+            "bad request: {e}; want {{\"source\",\"rev\",\"builder\"}}"
+        ))
+    })?;
+    let b = ops::enqueue(&c, &req.source, &req.rev, &req.builder).await?;
+    json_reply(StatusCode::CREATED, BuildJson::from(b))
+}
+
+pub(super) async fn get(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
+    json_reply(StatusCode::OK, BuildJson::from(ops::get(&c, &id).await?))
+}
+
+pub(super) async fn record(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
+    let b = ops::get(&c, &id).await?;
+    json_reply(StatusCode::OK, record_of(&b, &c.base_url()))
+}
+
+pub(super) async fn retry(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
+    let b = ops::retry(&c, &id).await?;
+    json_reply(StatusCode::CREATED, BuildJson::from(b))
+}
+
+pub(super) async fn cancel(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
+    ops::cancel(&c, &id).await?;
+    Ok(text(StatusCode::OK, "canceled\n"))
+}
+
+pub(super) async fn poll(State(c): State<Shared>) -> Reply {
+    c.poll_now.notify_one();
+    Ok(text(StatusCode::ACCEPTED, "polling\n"))
+}

@@ -1,0 +1,204 @@
+//! The web UI and HTTP API.
+//!
+//! | Path | |
+//! |---|---|
+//! | `GET /` | the build grid, 30 commits a page (`?page=N`); `?mode=json` gives the dashboard's `BuildStatus` JSON |
+//! | `GET /build/{id}` | a build: its state, queue position, buildlet and steps with their durations |
+//! | `GET /log/{id}` | a build's log, streamed while it runs (`?nostream=1`: what is there now) |
+//! | `GET /status` | pools, queue (with positions), running builds; `?mode=json` as JSON |
+//! | `POST /api/builds` | `{"source","rev","builder"}` → `201` and the build: queue a build |
+//! | `GET /api/builds/{id}` | a build as JSON |
+//! | `GET /api/builds/{id}/record` | the build as upstream's `BuildRecord` (Go field names) |
+//! | `POST /api/builds/{id}/retry` | queue the same build again (upstream's retrybuilds) |
+//! | `POST /api/builds/{id}/cancel` | cancel a queued or running build |
+//! | `POST /api/poll` | poll the work sources now |
+//! | `GET /src/{source}/+archive/{rev}.tar.gz` | the tree at a commit, as pushed to buildlets (`git archive`; the URL shape of the Gerrit archives upstream's gitmirror served), fit for a buildlet's `writetgz?url=` |
+//! | `GET /metrics`, `GET /healthz` | Prometheus text; `ok` |
+//! | `/perf/…` | perfstore's API and UI |
+//!
+//! Handlers parse, call [`crate::ops`], and render; errors become [`AppError`], which
+//! maps each [`Error`] kind to its status and logs the coordinator's own failures.
+
+mod builds;
+mod json;
+mod logs;
+mod pages;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+
+use crate::Coordinator;
+use crate::error::Error;
+use crate::model::State as BuildState;
+
+type Shared = Arc<Coordinator>;
+
+/// The whole HTTP surface.
+pub fn router(c: Arc<Coordinator>) -> Router {
+    let perf = perfstore::http::router(c.perf.clone(), perfstore::http::ServerConfig::default());
+    Router::new()
+        .route("/", get(pages::grid))
+        .route("/build/{id}", get(pages::build))
+        .route("/log/{id}", get(logs::log))
+        .route("/status", get(pages::status))
+        .route("/api/builds", post(builds::enqueue))
+        .route("/api/builds/{id}", get(builds::get))
+        .route("/api/builds/{id}/record", get(builds::record))
+        .route("/api/builds/{id}/retry", post(builds::retry))
+        .route("/api/builds/{id}/cancel", post(builds::cancel))
+        .route("/api/poll", post(builds::poll))
+        .route("/src/{source}/+archive/{file}", get(logs::source_archive))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/perf", get(|| async { Redirect::permanent("/perf/") }))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(c)
+        .nest("/perf/", perf)
+}
+
+/// An error answered over HTTP: the kind decides the status; the coordinator's own
+/// failures are logged, since only the operator can fix them.
+#[derive(Debug)]
+pub struct AppError(Error);
+
+impl<E: Into<Error>> From<E> for AppError {
+    fn from(e: E) -> Self {
+        AppError(e.into())
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = match &self.0 {
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        if status.is_server_error() {
+            tracing::error!(error = %self.0, "request failed");
+        }
+        text(status, format!("{}\n", self.0))
+    }
+}
+
+/// The result of a handler.
+type Reply = Result<Response, AppError>;
+
+async fn not_found(uri: axum::http::Uri) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        format!("404 page not found: {}\n", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("405 method {method} not allowed for {}\n", uri.path()),
+    )
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body.into(),
+    )
+        .into_response()
+}
+
+/// Renders a page template.
+fn html(t: impl askama::Template) -> Reply {
+    let body = t
+        .render()
+        .map_err(|e| Error::Startup(format!("rendering a page: {e}")))?;
+    Ok(Html(body).into_response())
+}
+
+fn json_reply(status: StatusCode, v: impl serde::Serialize) -> Reply {
+    let body = serde_json::to_vec(&v).map_err(|e| Error::Startup(e.to_string()))?;
+    Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// The first ten characters of a commit hash.
+fn short(rev: &str) -> &str {
+    &rev[..rev.len().min(10)]
+}
+
+/// `1h02m`, `3m07s`, `12.4s`, `340ms`.
+fn human(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => format!("{}ms", d.as_millis()),
+        1..60 => format!("{:.1}s", d.as_secs_f64()),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// An RFC 3339 time as a person reads it: `2026-12-02 01:39`, in its own zone.
+fn minute(t: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(t) => t.format("%Y-%m-%d %H:%M").to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
+/// The time from `from` (RFC 3339) to `to` (RFC 3339, or now).
+fn between(from: &str, to: Option<&str>) -> Option<std::time::Duration> {
+    let parse = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .ok()
+            .map(|t| t.to_utc())
+    };
+    let end = match to {
+        Some(t) => parse(t)?,
+        None => chrono::Utc::now(),
+    };
+    (end - parse(from)?).to_std().ok()
+}
+
+/// `/metrics`: OpenMetrics for a scraper that asks for it in `Accept`, Prometheus's
+/// classic text format otherwise (what a browser shows instead of downloading).
+async fn metrics(State(c): State<Shared>, headers: HeaderMap) -> Response {
+    if let Ok(q) = c.store.in_state(BuildState::Queued).await {
+        c.metrics.queued.set(q.len() as i64);
+    }
+    c.metrics.set_pools(&c.pool.status());
+    let text = c.metrics.encode();
+    let wants_openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        return (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response();
+    }
+    // The classic format is the same lines without OpenMetrics' `# EOF` terminator.
+    let classic = text.strip_suffix("# EOF\n").unwrap_or(&text).to_owned();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        classic,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests;

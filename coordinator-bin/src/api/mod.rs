@@ -1,0 +1,3 @@
+//! Front ends over [`crate::ops`]: the HTTP API and web UI ([`http`]).
+
+pub mod http;

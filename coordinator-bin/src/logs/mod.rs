@@ -1,0 +1,3 @@
+//! Build logs.
+
+pub mod live;

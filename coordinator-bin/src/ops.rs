@@ -1,0 +1,135 @@
+//! The coordinator's use cases, independent of transport: the HTTP API calls these, and
+//! so will gRPC and TryBots. Each checks its input and answers with a typed [`Error`].
+
+use crate::Coordinator;
+use crate::error::Error;
+use crate::model::{Event, State};
+use crate::store::{Build, Detail, NewBuilds};
+
+/// Queues `builder` on `rev` of `source`. `rev` may be a commit (any form git resolves)
+/// or a branch name, which means its current head (and files the build under the branch).
+/// A builder whose routing excludes that branch is refused.
+pub async fn enqueue(
+    c: &Coordinator,
+    source: &str,
+    rev: &str,
+    builder: &str,
+) -> Result<Build, Error> {
+    let b = c
+        .config
+        .builder(builder)
+        .ok_or_else(|| Error::BadRequest(format!("unknown builder {builder:?}")))?;
+    let src = c
+        .config
+        .sources
+        .iter()
+        .find(|s| s.name == source)
+        .ok_or_else(|| Error::BadRequest(format!("unknown source {source:?}")))?;
+    let mirror = c
+        .mirror(source)
+        .ok_or_else(|| Error::BadRequest(format!("unknown source {source:?}")))?;
+    if let Err(e) = mirror.fetch().await {
+        // A stale mirror can still serve a known revision; say why if it cannot.
+        tracing::warn!(%source, error = %e, "fetching before an enqueue");
+    }
+    let (hash, branch) = match mirror.head(rev).await? {
+        Some(head) => (head, rev.to_string()),
+        None => (rev.to_string(), String::new()),
+    };
+    if !branch.is_empty() && !crate::config::routing::builds(b, src, &branch, &c.catalogue) {
+        return Err(Error::BadRequest(format!(
+            "builder {builder:?} does not build branch {branch:?} of {source:?} (its sources or policy exclude it)"
+        )));
+    }
+    let commit = mirror
+        .commit(&hash)
+        .await
+        .map_err(|e| Error::BadRequest(format!("unknown revision {rev:?}: {e}")))?;
+    queue_one(c, source, &branch, &commit, builder).await
+}
+
+/// Queues one build and wakes the dispatcher.
+async fn queue_one(
+    c: &Coordinator,
+    source: &str,
+    branch: &str,
+    commit: &crate::store::Commit,
+    builder: &str,
+) -> Result<Build, Error> {
+    let builders = [builder.to_string()];
+    let mut out = c
+        .store
+        .enqueue_commits(
+            &[NewBuilds {
+                source,
+                branch,
+                commit,
+                builders: &builders,
+            }],
+            None,
+        )
+        .await?;
+    c.work.notify_one();
+    out.pop()
+        .ok_or_else(|| Error::Conflict("the store queued nothing".into()))
+}
+
+/// Queues the same build again (upstream's retrybuilds).
+pub async fn retry(c: &Coordinator, id: &str) -> Result<Build, Error> {
+    let old = get(c, id).await?;
+    queue_one(c, &old.source, &old.branch, &old.commit, &old.builder).await
+}
+
+/// Cancels a queued or running build.
+pub async fn cancel(c: &Coordinator, id: &str) -> Result<(), Error> {
+    if let Some(r) = c.running(id) {
+        r.cancel.cancel();
+        return Ok(());
+    }
+    let canceled = c
+        .store
+        .apply(
+            id,
+            Event::Cancel,
+            Detail::log(b"canceled before it started\n".to_vec()),
+        )
+        .await?;
+    if canceled {
+        return Ok(());
+    }
+    // Nothing was canceled: say whether the build is finished or does not exist.
+    let b = get(c, id).await?;
+    Err(Error::Conflict(format!(
+        "build {id} is {} and cannot be canceled",
+        b.state
+    )))
+}
+
+/// One build, or `NotFound`.
+pub async fn get(c: &Coordinator, id: &str) -> Result<Build, Error> {
+    c.store
+        .get(id)
+        .await?
+        .ok_or_else(|| Error::NotFound(format!("no build {id}")))
+}
+
+/// The queue, oldest first, with each build's position (1-based) among those of its host
+/// type still waiting: what `/status` and the build page show.
+pub async fn queue(c: &Coordinator) -> Result<Vec<(Build, usize)>, Error> {
+    let mut waiting = c.store.in_state(State::Waiting).await?;
+    waiting.extend(c.store.in_state(State::Queued).await?);
+    let mut per_type: std::collections::HashMap<String, usize> = Default::default();
+    Ok(waiting
+        .into_iter()
+        .map(|b| {
+            let ht = c
+                .config
+                .builder(&b.builder)
+                .map(|x| x.host_type.clone())
+                .unwrap_or_default();
+            let n = per_type.entry(ht).or_default();
+            *n += 1;
+            (b, *n)
+        })
+        .collect())
+}

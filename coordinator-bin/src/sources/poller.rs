@@ -1,0 +1,94 @@
+//! The git poller: every new commit of a watched branch becomes one queued build per
+//! builder that [`crate::config::routing`] says builds that source and branch.
+//!
+//! Sources are polled independently: one that fails (unreachable, timed out) is logged
+//! and retried next time, and the others are polled anyway. A branch's new builds and
+//! its new head are stored in one transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Coordinator;
+use crate::config::Source;
+use crate::store::NewBuilds;
+
+/// At most this many new commits are queued per branch and poll (a force-push or a long
+/// absence should not flood the queue); on first sight of a branch only its head is built.
+const MAX_NEW_COMMITS: usize = 20;
+
+/// Polls every source until shutdown.
+pub async fn poll_loop(c: Arc<Coordinator>) {
+    loop {
+        for (source, e) in poll_once(&c).await {
+            tracing::warn!(source = %source, error = %e, "polling a work source failed; retrying at the next poll");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(c.config.poll_secs.max(1))) => {}
+            _ = c.poll_now.notified() => {}
+            _ = c.shutdown.draining() => return,
+        }
+    }
+}
+
+/// One poll of every source; returns the sources that failed and why.
+pub async fn poll_once(c: &Coordinator) -> Vec<(String, String)> {
+    let mut failed = Vec::new();
+    for source in &c.config.sources {
+        if let Err(e) = poll_source(c, source).await {
+            failed.push((source.name.clone(), e));
+        }
+    }
+    failed
+}
+
+async fn poll_source(c: &Coordinator, source: &Source) -> Result<(), String> {
+    let Some(mirror) = c.mirror(&source.name) else {
+        return Ok(());
+    };
+    mirror.fetch().await.map_err(|e| e.to_string())?;
+    for branch in &source.branches {
+        let Some(head) = mirror.head(branch).await.map_err(|e| e.to_string())? else {
+            tracing::warn!(source = %source.name, %branch, "branch not found");
+            continue;
+        };
+        let last = c
+            .store
+            .head(&source.name, branch)
+            .await
+            .map_err(|e| e.to_string())?;
+        if last.as_deref() == Some(head.as_str()) {
+            continue;
+        }
+        let commits = match &last {
+            Some(last) => mirror.new_commits(Some(last), &head, MAX_NEW_COMMITS).await,
+            None => mirror.commit(&head).await.map(|c| vec![c]),
+        }
+        .map_err(|e| e.to_string())?;
+        let builders: Vec<String> = c
+            .config
+            .builders
+            .iter()
+            .filter(|b| crate::config::routing::builds(b, source, branch, &c.catalogue))
+            .map(|b| b.name.clone())
+            .collect();
+        let batch: Vec<NewBuilds<'_>> = commits
+            .iter()
+            .map(|commit| NewBuilds {
+                source: &source.name,
+                branch,
+                commit,
+                builders: &builders,
+            })
+            .collect();
+        let queued = c
+            .store
+            .enqueue_commits(&batch, Some((&source.name, branch, &head)))
+            .await
+            .map_err(|e| e.to_string())?;
+        for b in &queued {
+            tracing::info!(id = %b.id, builder = %b.builder, rev = %b.rev(), "queued");
+        }
+        c.work.notify_one();
+    }
+    Ok(())
+}

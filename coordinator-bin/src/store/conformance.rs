@@ -1,0 +1,191 @@
+//! The contract of a [`BuildStore`], as a suite any implementation runs against itself:
+//! `conformance::run_all(&store).await` in the store's own tests.
+
+use super::{BuildStore, Commit, Detail, NewBuilds, Step};
+use crate::model::{Event, State};
+
+fn commit(n: u8) -> Commit {
+    Commit {
+        hash: format!("{n:02x}").repeat(20),
+        author: "A <a@example.invalid>".into(),
+        date: "2026-01-01T00:00:00Z".into(),
+        desc: format!("commit {n}"),
+    }
+}
+
+/// Applies an event; panics if the store fails (a refusal is `false`, not a failure).
+async fn applies(store: &dyn BuildStore, id: &str, event: Event, detail: Detail) -> bool {
+    store.apply(id, event, detail).await.expect("apply")
+}
+
+/// Queues one build per builder for `commit` on `branch`.
+async fn queue(
+    store: &dyn BuildStore,
+    c: &Commit,
+    branch: &str,
+    builders: &[&str],
+) -> Vec<super::Build> {
+    let builders: Vec<String> = builders.iter().map(|b| b.to_string()).collect();
+    store
+        .enqueue_commits(
+            &[NewBuilds {
+                source: "src",
+                branch,
+                commit: c,
+                builders: &builders,
+            }],
+            Some(("src", branch, &c.hash)),
+        )
+        .await
+        .expect("enqueue")
+}
+
+/// Runs every check on an empty store; panics on the first broken rule.
+pub async fn run_all(store: &dyn BuildStore) {
+    enqueue_is_one_transaction_with_the_head(store).await;
+    claims_are_exclusive_and_results_recorded_once(store).await;
+    requeue_and_orphans(store).await;
+    steps_and_grid_pages(store).await;
+}
+
+async fn enqueue_is_one_transaction_with_the_head(store: &dyn BuildStore) {
+    let c = commit(1);
+    let out = queue(store, &c, "main", &["b1", "b2"]).await;
+    assert_eq!(out.len(), 2);
+    assert!(
+        out.iter()
+            .all(|b| b.state == State::Queued && b.attempt == 0)
+    );
+    assert_ne!(out[0].id, out[1].id, "ids are unique");
+    assert!(out[0].seq < out[1].seq, "seq grows");
+    assert_eq!(
+        store.head("src", "main").await.unwrap().as_deref(),
+        Some(c.hash.as_str())
+    );
+    let got = store.get(&out[0].id).await.unwrap().expect("stored");
+    assert_eq!(got.commit, c);
+    assert_eq!(got.branch, "main");
+    assert!(store.get("Bnope").await.unwrap().is_none());
+    let queued = store.in_state(State::Queued).await.unwrap();
+    assert_eq!(
+        queued.iter().map(|b| &b.id).collect::<Vec<_>>(),
+        out.iter().map(|b| &b.id).collect::<Vec<_>>(),
+        "oldest first"
+    );
+}
+
+async fn claims_are_exclusive_and_results_recorded_once(store: &dyn BuildStore) {
+    let b = queue(store, &commit(2), "main", &["b1"]).await.remove(0);
+    let id = &b.id;
+    // Nothing happens to a queued build but a claim or a cancel.
+    assert!(!applies(store, id, Event::Leased, Detail::buildlet("m")).await);
+    assert!(!applies(store, id, Event::Finish(State::Failed), Detail::default()).await);
+    assert!(applies(store, id, Event::Claim, Detail::default()).await);
+    assert!(
+        !applies(store, id, Event::Claim, Detail::default()).await,
+        "a second claim of the same build must fail"
+    );
+    let waiting = store.get(id).await.unwrap().unwrap();
+    assert_eq!((waiting.state, waiting.attempt), (State::Waiting, 1));
+    assert!(waiting.started.is_none());
+    assert!(applies(store, id, Event::Leased, Detail::buildlet("machine-1")).await);
+    let running = store.get(id).await.unwrap().unwrap();
+    assert_eq!(running.state, State::Running);
+    assert_eq!(running.buildlet, "machine-1");
+    assert!(running.started.is_some());
+    // A lost buildlet: the build waits for another, as attempt 2.
+    assert!(applies(store, id, Event::Retry, Detail::default()).await);
+    let retried = store.get(id).await.unwrap().unwrap();
+    assert_eq!((retried.state, retried.attempt), (State::Waiting, 2));
+    assert!(applies(store, id, Event::Leased, Detail::buildlet("machine-2")).await);
+    assert_eq!(store.get(id).await.unwrap().unwrap().buildlet, "machine-2");
+    // A cancel and a result race: the first wins, the second records nothing.
+    assert!(
+        applies(
+            store,
+            id,
+            Event::Cancel,
+            Detail::log(b"canceled\n".to_vec())
+        )
+        .await
+    );
+    assert!(
+        !applies(
+            store,
+            id,
+            Event::Finish(State::Succeeded),
+            Detail::log(b"late\n".to_vec())
+        )
+        .await
+    );
+    let ended = store.get(id).await.unwrap().unwrap();
+    assert_eq!(ended.state, State::Canceled);
+    assert!(ended.ended.is_some());
+    assert_eq!(store.log(id).await.unwrap().unwrap(), b"canceled\n");
+    // A result that is not one is refused outright.
+    assert!(
+        store
+            .apply(id, Event::Finish(State::Queued), Detail::default())
+            .await
+            .is_err()
+    );
+}
+
+async fn requeue_and_orphans(store: &dyn BuildStore) {
+    let builds = queue(store, &commit(3), "dev", &["b1", "b2", "b3"]).await;
+    let (a, b, d) = (&builds[0].id, &builds[1].id, &builds[2].id);
+    for id in [a, b] {
+        assert!(applies(store, id, Event::Claim, Detail::default()).await);
+    }
+    assert!(applies(store, b, Event::Leased, Detail::buildlet("m")).await);
+    // A requeued build is queued again with nothing recorded.
+    assert!(applies(store, a, Event::Requeue, Detail::default()).await);
+    let again = store.get(a).await.unwrap().unwrap();
+    assert_eq!(again.state, State::Queued);
+    assert!(again.ended.is_none());
+    // At start, what a previous process held goes back to the queue; queued builds stay.
+    assert_eq!(store.requeue_orphans().await.unwrap(), 1);
+    for id in [a, b, d] {
+        assert_eq!(store.get(id).await.unwrap().unwrap().state, State::Queued);
+    }
+}
+
+async fn steps_and_grid_pages(store: &dyn BuildStore) {
+    let id = store.recent(1).await.unwrap().remove(0).id;
+    for (i, name) in ["push source", "$ make", "$ make test"].iter().enumerate() {
+        store
+            .add_step(
+                &id,
+                &Step {
+                    attempt: 1,
+                    index: i as i64,
+                    name: name.to_string(),
+                    started: "2026-01-01T00:00:00Z".into(),
+                    millis: 10 * i as i64,
+                    result: if i == 2 {
+                        "exit status 1".into()
+                    } else {
+                        "ok".into()
+                    },
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let steps = store.steps(&id).await.unwrap();
+    assert_eq!(steps.len(), 3);
+    assert_eq!(steps[2].name, "$ make test");
+    assert_eq!(steps[2].result, "exit status 1");
+    // Three commits so far; pages of two, newest first.
+    let first = store.grid(0, 2).await.unwrap();
+    assert_eq!(first.commits.len(), 2);
+    assert!(first.more);
+    assert_eq!(first.commits[0].2, commit(3));
+    assert_eq!(first.commits[0].1, "dev");
+    assert_eq!(first.commits[0].3.len(), 3, "every build of the commit");
+    let second = store.grid(2, 2).await.unwrap();
+    assert_eq!(second.commits.len(), 1);
+    assert!(!second.more);
+    assert_eq!(second.commits[0].2, commit(1));
+    assert!(store.grid(10, 2).await.unwrap().commits.is_empty());
+}
