@@ -115,7 +115,11 @@ func (c *ourCoordinator) build(t *testing.T, builder string, limit time.Duration
 		}
 		json.Unmarshal([]byte(s), &got)
 		b.State, b.Buildlet, b.LogURL = got.State, got.Buildlet, got.LogURL
-		return got.State != "" && got.State != "queued" && got.State != "running"
+		switch got.State {
+		case "succeeded", "failed", "canceled":
+			return true
+		}
+		return false
 	})
 	_, log := c.get(t, b.LogURL)
 	return b, log
