@@ -38,6 +38,10 @@ pub struct ReverseConfig {
     pub reconnect: bool,
     /// Longest wait between redials. Default 60 s.
     pub max_backoff: Duration,
+    /// Offer revdial's multiplexed mode at registration (every connection a stream on the
+    /// registration connection, no dial-back). A coordinator that does not accept it (Go's)
+    /// gets v2. `None` offers nothing.
+    pub mux: Option<revdial::MuxConfig>,
 }
 
 impl std::fmt::Debug for ReverseConfig {
@@ -47,6 +51,7 @@ impl std::fmt::Debug for ReverseConfig {
             .field("host_type", &self.host_type)
             .field("hostname", &self.hostname)
             .field("reconnect", &self.reconnect)
+            .field("mux", &self.mux.is_some())
             .finish()
     }
 }
@@ -123,15 +128,18 @@ pub async fn register(cfg: &ReverseConfig) -> crate::Result<Listener> {
         .await
         .map_err(|e| crate::Error::Transport(format!("dialing coordinator: {e}")))?;
     let version = VERSION.to_string();
-    let headers = [
+    let mut headers = vec![
         ("X-Go-Builder-Hostname", cfg.hostname.as_str()),
         ("X-Go-Builder-Key", cfg.key.as_str()),
         ("X-Go-Builder-Version", version.as_str()),
         ("X-Go-Host-Type", cfg.host_type.as_str()),
         ("X-Revdial-Version", "2"),
     ];
+    if cfg.mux.is_some() {
+        headers.push((revdial::mux::MUX_HEADER, revdial::mux::MUX_PROTOCOL));
+    }
     let mut buf = BytesMut::new();
-    request_switch(&mut conn, &mut buf, "/reverse", &headers)
+    let switched = request_switch(&mut conn, &mut buf, "/reverse", &headers)
         .await
         .map_err(|e| match e {
             revdial::http1::SwitchError::Status { status, body } if status.starts_with('4') => {
@@ -139,16 +147,23 @@ pub async fn register(cfg: &ReverseConfig) -> crate::Result<Listener> {
             }
             e => crate::Error::Transport(format!("coordinator /reverse: {e}")),
         })?;
+    let control = Rewind::new(buf.freeze(), conn);
+    let accepted = switched
+        .header(revdial::mux::MUX_HEADER)
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    if let Some(mux) = cfg
+        .mux
+        .as_ref()
+        .filter(|_| revdial::mux::offers_mux(accepted.as_deref()))
+    {
+        return Ok(Listener::new_mux(control, mux));
+    }
     let dial_cfg = cfg.clone();
     let dial_back: DialBack = Arc::new(move || {
         let c = dial_cfg.clone();
         Box::pin(async move { dial(&c).await })
     });
-    Ok(Listener::new(
-        Rewind::new(buf.freeze(), conn),
-        dial_back,
-        ListenerConfig::default(),
-    ))
+    Ok(Listener::new(control, dial_back, ListenerConfig::default()))
 }
 
 /// Registers and serves until the control connection ends (then, with `reconnect`,
@@ -169,7 +184,7 @@ pub async fn run(
         };
         match registered {
             Ok(mut ln) => {
-                tracing::info!(coordinator = %cfg.coordinator, host_type = %cfg.host_type, "registered");
+                tracing::info!(coordinator = %cfg.coordinator, host_type = %cfg.host_type, revdial = ln.mode().as_str(), "registered");
                 backoff = Duration::from_millis(500);
                 loop {
                     let conn = tokio::select! {

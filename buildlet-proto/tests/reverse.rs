@@ -111,6 +111,7 @@ async fn registers_like_upstream_and_serves_through_revdial() {
         tls: Some(tls_client_config(Some(co.ca_pem.as_bytes())).unwrap()),
         reconnect: false,
         max_backoff: Duration::from_secs(1),
+        mux: None,
     };
     let server = buildlet_proto::server::Config::new(w.path().join("w"));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

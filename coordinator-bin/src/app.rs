@@ -106,6 +106,9 @@ async fn start_reverse(
     cfg.dialer.keep_alive = std::time::Duration::from_secs(config.revdial.keep_alive_secs.max(1));
     cfg.dialer.write_timeout =
         std::time::Duration::from_secs(config.revdial.write_timeout_secs.max(1));
+    if !config.revdial.mux {
+        cfg.mux = None;
+    }
     cfg.host_types = config
         .pools
         .reverse

@@ -86,6 +86,21 @@ fn listed(port: u16, name: &str) -> bool {
 
 #[test]
 fn a_buildlet_that_vanishes_is_dropped_and_registers_again_when_it_returns() {
+    vanish_and_return("v2", &["--revdial-v2"]);
+}
+
+/// The same in revdial's multiplexed mode: streams on the registration connection,
+/// whose dead-peer detection must be as good as v2's.
+#[test]
+fn a_mux_buildlet_that_vanishes_is_dropped_and_registers_again_when_it_returns() {
+    vanish_and_return("mux", &[]);
+}
+
+/// One namespace at a time: its names and addresses are fixed per process.
+static NETNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn vanish_and_return(mode: &str, flags: &[&str]) {
+    let _one = NETNS.lock().unwrap_or_else(|e| e.into_inner());
     let required = std::env::var("REVDIAL_REQUIRE_NETNS").is_ok_and(|v| v == "1");
     let Some(ns) = Netns::create() else {
         eprintln!(
@@ -120,7 +135,9 @@ fn a_buildlet_that_vanishes_is_dropped_and_registers_again_when_it_returns() {
             .args(["--reverse-type", "host-vanish", "--coordinator"])
             .arg(format!("{PUBLIC_IP}:{}", c.reverse_port))
             .args(["--hostname", "vanishing", "--halt=false", "--reconnect"])
-            .args(["--health-addr", "127.0.0.1:0", "--workdir"])
+            .args(["--health-addr", "127.0.0.1:0"])
+            .args(flags)
+            .arg("--workdir")
             .arg(dir.path().join("w"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -130,6 +147,11 @@ fn a_buildlet_that_vanishes_is_dropped_and_registers_again_when_it_returns() {
     wait_for("the buildlet to register", 60, || {
         listed(c.port, "vanishing").then_some(())
     });
+    let (_, status) = http(c.port, "GET", "/status?mode=json", "");
+    assert!(
+        status.contains(&format!("\"revdial\":\"{mode}\"")),
+        "the machine speaks {mode}: {status}"
+    );
     ns.link(false);
     // keep_alive + write_timeout is 2 s; allow for scheduling on a loaded machine.
     wait_for("the coordinator to drop the vanished buildlet", 30, || {

@@ -158,6 +158,10 @@ pub struct ReverseBuilder {
     pub version: String,
     /// Whether it is running a build.
     pub busy: bool,
+    /// How the coordinator reaches it over revdial: `v2` or `mux`. Ours: upstream has
+    /// no such field, and it is omitted when empty (local machines).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub revdial: String,
 }
 
 fn is_zero(v: &f64) -> bool {

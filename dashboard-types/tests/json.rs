@@ -174,8 +174,10 @@ prop_compose! {
 prop_compose! {
     fn reverse_builder()(name in text(), host_type in text(), connected_sec in float(),
                          idle_sec in float(), busy_sec in float(), version in text(),
-                         busy in any::<bool>()) -> ReverseBuilder {
-        ReverseBuilder { name, host_type, connected_sec, idle_sec, busy_sec, version, busy }
+                         busy in any::<bool>(),
+                         revdial in prop_oneof![Just(String::new()), Just("v2".to_string()), Just("mux".to_string())])
+                         -> ReverseBuilder {
+        ReverseBuilder { name, host_type, connected_sec, idle_sec, busy_sec, version, busy, revdial }
     }
 }
 

@@ -66,6 +66,7 @@ fn helper(addr: String) {
                 tls: None,
                 reconnect: false,
                 max_backoff: Duration::from_secs(1),
+                mux: None,
             };
             let cfg = buildlet_proto::server::Config::new(w.path().join(format!("m{i}")));
             tokio::spawn(buildlet_proto::reverse::run(

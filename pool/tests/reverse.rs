@@ -23,6 +23,10 @@ struct Coordinator {
 }
 
 async fn coordinator(tls: bool) -> Coordinator {
+    coordinator_with(tls, Some(revdial::MuxConfig::default())).await
+}
+
+async fn coordinator_with(tls: bool, mux: Option<revdial::MuxConfig>) -> Coordinator {
     let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     let cert =
         rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
@@ -36,6 +40,7 @@ async fn coordinator(tls: bool) -> Coordinator {
         .with_root_certificates(roots)
         .with_no_client_auth();
     let mut cfg = ReversePoolConfig::new(DEV_MASTER_KEY);
+    cfg.mux = mux;
     cfg.host_types = vec![("host-a".into(), 2), ("host-b".into(), 1)];
     cfg.health = Health {
         min_interval: Duration::from_millis(200),
@@ -242,6 +247,16 @@ async fn start_in_process(
     name: &str,
     w: &std::path::Path,
 ) -> tokio_util::sync::CancellationToken {
+    start_in_process_with(c, host_type, name, w, None).await
+}
+
+async fn start_in_process_with(
+    c: &Coordinator,
+    host_type: &str,
+    name: &str,
+    w: &std::path::Path,
+    mux: Option<revdial::MuxConfig>,
+) -> tokio_util::sync::CancellationToken {
     let rc = ReverseConfig {
         coordinator: c.addr.to_string(),
         host_type: host_type.into(),
@@ -250,6 +265,7 @@ async fn start_in_process(
         tls: Some(tls_client_config(Some(c.ca_pem.as_bytes())).unwrap()),
         reconnect: false,
         max_backoff: Duration::from_secs(1),
+        mux,
     };
     let stop = tokio_util::sync::CancellationToken::new();
     let s = stop.clone();
@@ -295,6 +311,68 @@ async fn conformance() {
         },
     )
     .await;
+    c.pool.shutdown();
+}
+
+/// Buildlets that offer mux mode get it: the pool's conformance suite passes over mux
+/// streams, and the status says which machine speaks what.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_in_mux_mode() {
+    let c = coordinator(true).await;
+    let w = tempfile::tempdir().unwrap();
+    let mut stops = Vec::new();
+    for i in 0..3 {
+        let mux = Some(revdial::MuxConfig::default());
+        stops.push(start_in_process_with(&c, "host-a", &format!("m{i}"), w.path(), mux).await);
+    }
+    stops.push(start_in_process(&c, "host-b", "old", w.path()).await);
+    wait_connected(&c.pool, "host-a", 3).await;
+    wait_connected(&c.pool, "host-b", 1).await;
+    let st = c.pool.status();
+    assert!(
+        st.host_types["host-a"]
+            .machines
+            .values()
+            .all(|m| m.revdial == "mux"),
+        "{st:?}"
+    );
+    assert_eq!(st.host_types["host-b"].machines["old"].revdial, "v2");
+    run_all(
+        &c.pool,
+        &Caps {
+            host_type: "host-a".into(),
+            machines: 3,
+        },
+    )
+    .await;
+    c.pool.shutdown();
+}
+
+/// A pool that does not accept mux mode answers with a plain `101`; the buildlet that
+/// offered it falls back to v2 and works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_the_pool_declines_falls_back_to_v2() {
+    let c = coordinator_with(true, None).await;
+    let w = tempfile::tempdir().unwrap();
+    let _stop = start_in_process_with(
+        &c,
+        "host-a",
+        "offers",
+        w.path(),
+        Some(revdial::MuxConfig::default()),
+    )
+    .await;
+    wait_connected(&c.pool, "host-a", 1).await;
+    assert_eq!(
+        c.pool.status().host_types["host-a"].machines["offers"].revdial,
+        "v2"
+    );
+    let lease = c
+        .pool
+        .lease(LeaseRequest::new(SchedItem::new("host-a", "b")))
+        .await
+        .unwrap();
+    assert!(lease.client().status().await.is_ok());
     c.pool.shutdown();
 }
 

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::control::{self, Command, Message};
 use crate::error::{Error, Result};
 use crate::io::{Io, RevConn, read_control};
+use crate::mux::{Mode, MuxConfig, MuxDialer};
 use crate::registry::{Registry, new_id};
 
 /// Tunables of a [`Dialer`]; the defaults are upstream's.
@@ -159,13 +160,32 @@ impl Drop for Inner {
 /// when the last clone is dropped.
 #[derive(Clone)]
 pub struct Dialer {
-    inner: Arc<Inner>,
+    kind: Kind,
+}
+
+#[derive(Clone)]
+enum Kind {
+    V2(Arc<Inner>),
+    Mux(Arc<MuxInner>),
+}
+
+/// A mux-mode Dialer's state; the last handle gone closes the connection.
+struct MuxInner {
+    id: String,
+    dialer: MuxDialer,
+}
+
+impl Drop for MuxInner {
+    fn drop(&mut self) {
+        self.dialer.close();
+    }
 }
 
 impl fmt::Debug for Dialer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dialer")
-            .field("id", &self.inner.id)
+            .field("id", &self.id())
+            .field("mode", &self.mode())
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -192,20 +212,43 @@ impl Dialer {
         };
         let base = format!("{}{sep}revdial.dialer=", config.conn_path);
         Dialer {
-            inner: Arc::new(Inner {
+            kind: Kind::V2(Arc::new(Inner {
                 id: new_id(),
                 base,
                 config,
                 shared,
                 requests: tx,
-            }),
+            })),
+        }
+    }
+
+    /// Serves `control` in mux mode (both sides agreed on it at registration): each
+    /// [`dial`](Dialer::dial) opens a stream on `control` itself, with no dial-back.
+    /// Must be called inside a tokio runtime.
+    pub fn new_mux<IO: Io>(control: IO, config: &MuxConfig) -> Dialer {
+        Dialer {
+            kind: Kind::Mux(Arc::new(MuxInner {
+                id: new_id(),
+                dialer: MuxDialer::new(control, config),
+            })),
         }
     }
 
     /// This Dialer's id (32 hex), for logs and status pages. Pickup paths carry
     /// per-dial tickets instead (see [`crate::registry`]).
     pub fn id(&self) -> &str {
-        &self.inner.id
+        match &self.kind {
+            Kind::V2(inner) => &inner.id,
+            Kind::Mux(inner) => &inner.id,
+        }
+    }
+
+    /// The protocol this Dialer speaks.
+    pub fn mode(&self) -> Mode {
+        match &self.kind {
+            Kind::V2(_) => Mode::V2,
+            Kind::Mux(_) => Mode::Mux,
+        }
     }
 
     /// Asks the peer for a new connection and waits for it.
@@ -215,7 +258,11 @@ impl Dialer {
     /// [`Error::Timeout`] after [`DialerConfig::dial_timeout`]. Dropping the future
     /// cancels the dial; a pickup that arrives later is refused and closed.
     pub async fn dial(&self) -> Result<RevConn> {
-        let shared = &self.inner.shared;
+        let inner = match &self.kind {
+            Kind::V2(inner) => inner,
+            Kind::Mux(mux) => return mux.dialer.dial().await,
+        };
+        let shared = &inner.shared;
         // Cancellation first: a closed Dialer never asks the peer for anything.
         if shared.closed.is_cancelled() {
             return Err(Error::DialerClosed);
@@ -229,11 +276,11 @@ impl Dialer {
             ticket: &ticket,
             completed: false,
         };
-        let path = format!("{}{ticket}", self.inner.base);
-        if self.inner.requests.send(path).is_err() {
+        let path = format!("{}{ticket}", inner.base);
+        if inner.requests.send(path).is_err() {
             return Err(Error::DialerClosed);
         }
-        let limit = self.inner.config.dial_timeout;
+        let limit = inner.config.dial_timeout;
         tokio::select! {
             biased;
             r = rx => {
@@ -248,17 +295,27 @@ impl Dialer {
     /// Closes the control connection and fails every waiting dial. Connections already
     /// returned by [`dial`](Dialer::dial) stay open. Idempotent.
     pub fn close(&self) {
-        self.inner.shared.close();
+        match &self.kind {
+            Kind::V2(inner) => inner.shared.close(),
+            Kind::Mux(mux) => mux.dialer.close(),
+        }
+    }
+
+    fn closed(&self) -> &CancellationToken {
+        match &self.kind {
+            Kind::V2(inner) => &inner.shared.closed,
+            Kind::Mux(mux) => mux.dialer.closed(),
+        }
     }
 
     /// Whether the Dialer is closed.
     pub fn is_closed(&self) -> bool {
-        self.inner.shared.closed.is_cancelled()
+        self.closed().is_cancelled()
     }
 
     /// Completes when the Dialer closes for any reason (upstream's `Done()`).
     pub async fn done(&self) {
-        self.inner.shared.closed.cancelled().await
+        self.closed().cancelled().await
     }
 }
 

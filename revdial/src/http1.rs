@@ -21,6 +21,10 @@ const MAX_HEADERS: usize = 64;
 /// The exact bytes a Go server writes when it switches a hijacked connection to revdial.
 pub const GO_SWITCHING_PROTOCOLS: &[u8] = b"HTTP/0.0 101 Switching Protocols\r\n\r\n";
 
+/// The same `101` accepting mux mode (a header Go peers never ask for, so they never see it).
+pub const MUX_SWITCHING_PROTOCOLS: &[u8] =
+    b"HTTP/0.0 101 Switching Protocols\r\nX-Revdial-Mux: yamux/1\r\n\r\n";
+
 /// A parsed response head.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResponseHead {
@@ -376,14 +380,15 @@ async fn read_small_body<IO: AsyncRead + Unpin>(
 }
 
 /// Sends `GET target` and reads the answer, following at most one relative 307 on the
-/// same connection (upstream sends at most two requests). On success, the bytes already
-/// read past the `101` are left in `buf`; they belong to the stream.
+/// same connection (upstream sends at most two requests). On success, returns the `101`'s
+/// head (its headers may accept an offer, such as mux mode), and the bytes already read
+/// past it are left in `buf`; they belong to the stream.
 pub async fn request_switch<IO>(
     io: &mut IO,
     buf: &mut BytesMut,
     target: &str,
     extra: &[(&str, &str)],
-) -> Result<(), SwitchError>
+) -> Result<ResponseHead, SwitchError>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
@@ -396,7 +401,7 @@ where
             .await
             .map_err(SwitchError::Read)?;
         match head.status {
-            101 => return Ok(()),
+            101 => return Ok(head),
             307 => {
                 let status = head.status_text();
                 let body = read_small_body(io, buf, &head)

@@ -8,6 +8,12 @@
 //! connection come out of `dial()` and [`Listener::accept`]. Every logical connection is
 //! its own TCP/TLS connection; the control connection carries only newline-delimited JSON.
 //!
+//! Beside v2 there is an opt-in **multiplexed mode** ([`mux`]): negotiated at
+//! registration with a header Go peers never send, it carries every logical connection as
+//! a yamux stream on the registration connection itself (no dial-back, no handshake per
+//! stream). [`Dialer::new_mux`] and [`Listener::new_mux`] give the same `dial()` and
+//! `accept()`; [`Dialer::mode`] and [`Listener::mode`] say which one a caller got.
+//!
 //! Go peers interoperate in both directions: a Go buildlet with this crate's Dialer and
 //! pickup service, and this crate's Listener with a Go coordinator.
 //!
@@ -26,6 +32,7 @@
 //! - [`control`]: the control-message codec (pure functions).
 //! - [`http1`]: the `101`/`307` exchange, accepting Go's `HTTP/0.0 101`; request heads.
 //! - [`dialer`], [`listener`]: the two ends; [`registry`]: tickets; [`pickup`]: the endpoint.
+//! - [`mux`]: the multiplexed mode (negotiation, yamux driver, limits).
 //! - [`io`]: [`RevConn`], the stream type both ends yield, and [`io::Rewind`].
 //!
 //! # Example
@@ -49,6 +56,7 @@ mod error;
 pub mod http1;
 pub mod io;
 pub mod listener;
+pub mod mux;
 pub mod pickup;
 pub mod registry;
 pub mod tcp;
@@ -60,5 +68,6 @@ pub use dialer::{Dialer, DialerConfig};
 pub use error::{Error, Result};
 pub use io::RevConn;
 pub use listener::{DialBack, Listener, ListenerConfig};
+pub use mux::{Mode, MuxConfig};
 pub use pickup::{HijackedRequest, PickupOutcome, PickupService};
 pub use registry::Registry;

@@ -17,6 +17,7 @@ use crate::control::{self, Command, Message};
 use crate::error::{Error, Result};
 use crate::http1::{SwitchError, request_switch};
 use crate::io::{Io, RevConn, Rewind, read_control};
+use crate::mux::{Mode, MuxConfig};
 
 /// Opens a fresh connection to the public server, already TLS-established.
 pub type DialBack =
@@ -57,11 +58,13 @@ impl Default for ListenerConfig {
 pub struct Listener {
     conns: mpsc::Receiver<RevConn>,
     closed: CancellationToken,
+    mode: Mode,
 }
 
 impl fmt::Debug for Listener {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Listener")
+            .field("mode", &self.mode)
             .field("closed", &self.is_closed())
             .finish()
     }
@@ -88,7 +91,25 @@ impl Listener {
         Listener {
             conns: conn_rx,
             closed,
+            mode: Mode::V2,
         }
+    }
+
+    /// Serves `control` in mux mode (both sides agreed on it at registration): each
+    /// stream the public side opens comes out of [`accept`](Listener::accept).
+    pub fn new_mux<IO: Io>(control: IO, config: &MuxConfig) -> Listener {
+        let (conn_tx, conn_rx) = mpsc::channel(config.max_streams.max(1));
+        let closed = crate::mux::listen(control, config, conn_tx);
+        Listener {
+            conns: conn_rx,
+            closed,
+            mode: Mode::Mux,
+        }
+    }
+
+    /// The protocol this Listener speaks.
+    pub fn mode(&self) -> Mode {
+        self.mode
     }
 
     /// The next picked-up connection; [`Error::ListenerClosed`] once closed.
@@ -207,7 +228,7 @@ async fn pickup(ctx: PickupCtx, path: String) {
     )
     .await;
     match switched {
-        Ok(Ok(())) => {
+        Ok(Ok(_)) => {
             let conn = RevConn::new(Rewind::new(buf.freeze(), conn));
             // Dropped (closed) if the Listener closes while the queue is full.
             tokio::select! {

@@ -60,6 +60,11 @@ struct Args {
     /// Reverse mode: redial with exponential backoff when the coordinator goes away.
     #[arg(long)]
     reconnect: bool,
+    /// Reverse mode: speak only revdial v2 (a new TCP+TLS connection per stream) instead
+    /// of offering the multiplexed mode (streams on the registration connection), which
+    /// our coordinator accepts and Go's ignores.
+    #[arg(long = "revdial-v2")]
+    revdial_v2: bool,
     /// Reverse mode: trust this CA (PEM) for the coordinator instead of skipping
     /// verification (upstream skips it for any coordinator but farmer.golang.org).
     #[arg(long = "coordinator-ca")]
@@ -278,6 +283,7 @@ async fn main() -> Result<()> {
             tls: Some(tls_client_config(ca.as_deref())?),
             reconnect: args.reconnect,
             max_backoff: std::time::Duration::from_secs(60),
+            mux: (!args.revdial_v2).then(revdial::MuxConfig::default),
         };
         eprintln!(
             "buildlet: reverse mode, host type {}, coordinator {}, workdir {}",

@@ -36,6 +36,7 @@
 //! [revdial]                             # how fast a vanished reverse buildlet is dropped
 //! keep_alive_secs = 30
 //! write_timeout_secs = 10
+//! mux = true                            # streams on one connection for buildlets that offer it
 //!
 //! [limits]                              # both listeners; these are the defaults
 //! max_connections = 4096
@@ -173,6 +174,9 @@ pub struct RevdialConfig {
     /// A write not acknowledged within this many seconds ends the connection, so a
     /// machine that vanished without a FIN is dropped within keep_alive + write_timeout.
     pub write_timeout_secs: u64,
+    /// Accept the multiplexed mode from buildlets that offer it (ours do, Go's never):
+    /// every connection to the machine is a stream on its registration connection.
+    pub mux: bool,
 }
 
 impl Default for RevdialConfig {
@@ -180,6 +184,7 @@ impl Default for RevdialConfig {
         RevdialConfig {
             keep_alive_secs: 30,
             write_timeout_secs: 10,
+            mux: true,
         }
     }
 }

@@ -90,6 +90,7 @@ impl Inner {
             &name,
             host_type,
             &buildlet_proto::api::VERSION.to_string(),
+            "",
             client,
         );
         Ok(())

@@ -24,6 +24,8 @@ pub(crate) struct Machine {
     pub(crate) checking: bool,
     pub(crate) since: Instant,
     pub(crate) id: u64,
+    /// `v2` or `mux` for a reverse machine; empty for a local one.
+    pub(crate) revdial: &'static str,
 }
 
 /// Machines and quotas of a pool, keyed by host type.
@@ -61,6 +63,7 @@ impl Machines {
         name: &str,
         host_type: &str,
         version: &str,
+        revdial: &'static str,
         client: Arc<dyn BuildletClient>,
     ) -> u64 {
         let mut s = self.lock();
@@ -77,6 +80,7 @@ impl Machines {
             checking: false,
             since: now,
             id,
+            revdial,
         });
         s.quotas
             .entry(host_type.to_owned())
@@ -170,6 +174,7 @@ impl Machines {
                     busy_sec: if leased { since } else { 0.0 },
                     version: m.version.clone(),
                     busy: leased,
+                    revdial: m.revdial.to_string(),
                 },
             );
         }

@@ -21,9 +21,9 @@ use buildlet_proto::client::Connect;
 use buildlet_proto::{BuildletClient, HttpClientBuilder};
 use dashboard_types::ReverseBuilderStatus;
 use dashboard_types::keys::verify_builder_key;
-use revdial::http1::{GO_SWITCHING_PROTOCOLS, write_go_error};
+use revdial::http1::{GO_SWITCHING_PROTOCOLS, MUX_SWITCHING_PROTOCOLS, write_go_error};
 use revdial::io::Io;
-use revdial::{Dialer, DialerConfig, HijackedRequest, PickupService, Registry, RevConn};
+use revdial::{Dialer, DialerConfig, HijackedRequest, MuxConfig, PickupService, Registry, RevConn};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
@@ -69,6 +69,9 @@ pub struct ReversePoolConfig {
     pub require_tls: bool,
     /// Connection caps and timeouts of [`ReversePool::serve`]'s listener.
     pub limits: netguard::Limits,
+    /// Accept revdial's multiplexed mode from buildlets that offer it (ours; Go buildlets
+    /// never do and get v2). `None` speaks only v2.
+    pub mux: Option<MuxConfig>,
 }
 
 impl std::fmt::Debug for ReversePoolConfig {
@@ -90,6 +93,7 @@ impl ReversePoolConfig {
             dialer: DialerConfig::default(),
             require_tls: true,
             limits: netguard::Limits::default(),
+            mux: Some(MuxConfig::default()),
         }
     }
 }
@@ -186,6 +190,11 @@ impl ReversePool {
         let hostname = header(&req, "x-go-builder-hostname");
         let host_type = header(&req, "x-go-host-type");
         let key = header(&req, "x-go-builder-key");
+        let offered = header(&req, "x-revdial-mux");
+        let mux = cfg
+            .mux
+            .as_ref()
+            .filter(|_| revdial::mux::offers_mux(Some(&offered)));
         let refusal = if cfg.require_tls && !req.tls {
             Some(refuse(500, "buildlet registration requires SSL"))
         } else if version.is_empty() {
@@ -215,20 +224,28 @@ impl ReversePool {
             write_go_error(&mut io, status, &[], msg).await?;
             return Ok(Registration::Refused(status));
         }
-        io.write_all(GO_SWITCHING_PROTOCOLS).await?;
+        io.write_all(if mux.is_some() {
+            MUX_SWITCHING_PROTOCOLS
+        } else {
+            GO_SWITCHING_PROTOCOLS
+        })
+        .await?;
         io.flush().await?;
         let advertised = header_version(&req.head);
-        Ok(self.register(io, hostname, host_type, advertised).await)
+        let dialer = match mux {
+            Some(m) => Dialer::new_mux(io, m),
+            None => Dialer::new(io, &self.inner.registry, cfg.dialer.clone()),
+        };
+        Ok(self.register(dialer, hostname, host_type, advertised).await)
     }
 
-    async fn register<IO: Io>(
+    async fn register(
         &self,
-        io: IO,
+        dialer: Dialer,
         hostname: String,
         host_type: String,
         advertised: String,
     ) -> Registration {
-        let dialer = Dialer::new(io, &self.inner.registry, self.inner.cfg.dialer.clone());
         let d = dialer.clone();
         let connect: Connect = Arc::new(move || {
             let d = d.clone();
@@ -265,10 +282,16 @@ impl ReversePool {
             }
         }
         let client: Arc<dyn BuildletClient> = Arc::new(http.clone());
-        let id = machines.add(&hostname, &host_type, &advertised, client);
+        let id = machines.add(
+            &hostname,
+            &host_type,
+            &advertised,
+            dialer.mode().as_str(),
+            client,
+        );
         *id_cell.lock().unwrap_or_else(|p| p.into_inner()) = Some(id);
         self.dialers().insert(id, dialer.clone());
-        tracing::info!(%hostname, %host_type, "reverse buildlet registered");
+        tracing::info!(%hostname, %host_type, revdial = dialer.mode().as_str(), "reverse buildlet registered");
         // The control connection ending (EOF, bad control line, write timeout) removes it,
         // and fails the calls of a lease on it at once.
         let pool = self.clone();

@@ -259,6 +259,8 @@ struct MachineRow {
     state: &'static str,
     connected: String,
     version: String,
+    /// `v2` or `mux` for a reverse buildlet; empty for a local one.
+    revdial: String,
 }
 
 #[derive(serde::Serialize)]
@@ -334,6 +336,7 @@ pub(super) async fn status(State(c): State<Shared>, Query(p): Query<StatusParams
                     state: if m.busy { "busy" } else { "idle" },
                     connected: human(std::time::Duration::from_secs_f64(m.connected_sec.max(0.0))),
                     version: m.version.clone(),
+                    revdial: m.revdial.clone(),
                 })
             })
             .collect(),
