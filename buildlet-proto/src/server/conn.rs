@@ -10,12 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::response::Response;
 use bytes::{Buf, BytesMut};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use revdial::http1::{Parsed, RequestHead, parse_request_head, write_go_error};
 use revdial::io::{Io, Rewind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -249,90 +248,4 @@ pub(crate) async fn connect_ssh_not_first(State(_st): State<AppState>, req: Requ
         400,
         "/connect-ssh must be the first request on a connection",
     )
-}
-
-/// How long `/writetgz?url=` waits to connect.
-pub(crate) const FETCH_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-/// How long `/writetgz?url=` waits for the response head.
-pub(crate) const FETCH_HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-/// The default of [`Config::fetch_idle_timeout`](super::Config::fetch_idle_timeout).
-pub(crate) const FETCH_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// Fetches `url` for `/writetgz` (plain HTTP, up to 10 redirects, as upstream). Unlike
-/// upstream, connecting, the response head and every pause in the body (`idle`) are
-/// bounded, so a server that stops answering cannot hold an extraction, and its blocking
-/// thread, forever.
-pub(crate) async fn fetch(url: &str, idle: std::time::Duration) -> Result<Body, Response> {
-    let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    connector.set_connect_timeout(Some(FETCH_CONNECT_TIMEOUT));
-    let client: hyper_util::client::legacy::Client<_, Body> =
-        hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
-    let mut current = url.to_owned();
-    for _ in 0..=10 {
-        let uri: hyper::Uri = current
-            .parse()
-            .map_err(|e| go_error(500, format!("fetching URL {url}: {e}")))?;
-        let req = hyper::Request::get(uri.clone())
-            .body(Body::empty())
-            .map_err(|e| go_error(500, format!("fetching URL {url}: {e}")))?;
-        let resp = tokio::time::timeout(FETCH_HEAD_TIMEOUT, client.request(req))
-            .await
-            .map_err(|_| {
-                go_error(
-                    500,
-                    format!("fetching URL {url}: no response within {FETCH_HEAD_TIMEOUT:?}"),
-                )
-            })?
-            .map_err(|e| go_error(500, format!("fetching URL {url}: {e}")))?;
-        let status = resp.status();
-        if status.is_redirection() {
-            let Some(loc) = resp
-                .headers()
-                .get(hyper::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-            else {
-                break;
-            };
-            current = join_location(&uri, loc);
-            continue;
-        }
-        if status != hyper::StatusCode::OK {
-            let line = format!(
-                "{} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            );
-            return Err(go_error(
-                500,
-                format!(
-                    "writetgz: fetching provided URL {}: {line}",
-                    crate::api::go_quote(url)
-                ),
-            ));
-        }
-        return Ok(Body::new(netguard::IdleBody::new(
-            resp.into_body(),
-            idle,
-            "the URL",
-        )));
-    }
-    Err(go_error(
-        500,
-        format!("fetching URL {url}: stopped after 10 redirects"),
-    ))
-}
-
-fn join_location(base: &hyper::Uri, loc: &str) -> String {
-    if loc.contains("://") {
-        return loc.to_owned();
-    }
-    let scheme = base.scheme_str().unwrap_or("http");
-    let auth = base.authority().map_or("", |a| a.as_str());
-    if loc.starts_with('/') {
-        format!("{scheme}://{auth}{loc}")
-    } else {
-        let path = base.path();
-        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-        format!("{scheme}://{auth}{dir}/{loc}")
-    }
 }

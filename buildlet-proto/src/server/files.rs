@@ -198,7 +198,7 @@ pub(crate) async fn writetgz(State(st): State<AppState>, req: Request) -> Respon
             if url.is_empty() {
                 return go_error(400, "missing url POST param");
             }
-            match super::conn::fetch(&url, st.cfg.fetch_idle_timeout).await {
+            match super::fetch::fetch(&url, st.cfg.fetch_idle_timeout).await {
                 Ok(body) => Box::new(body_reader(body, st.cfg.max_upload)),
                 Err(r) => return r.into_response(),
             }

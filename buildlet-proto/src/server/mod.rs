@@ -13,6 +13,7 @@
 pub mod auth;
 mod conn;
 mod exec;
+mod fetch;
 mod files;
 mod misc;
 mod params;
@@ -85,7 +86,7 @@ impl Config {
             on_halt: None,
             max_upload: None,
             extract_limits: crate::tgz::ExtractLimits::default(),
-            fetch_idle_timeout: conn::FETCH_IDLE_TIMEOUT,
+            fetch_idle_timeout: fetch::FETCH_IDLE_TIMEOUT,
             limits: netguard::Limits::default(),
         }
     }
