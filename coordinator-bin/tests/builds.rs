@@ -256,3 +256,67 @@ fn a_step_over_its_time_limit_fails_the_build() {
         "{log}"
     );
 }
+
+/// A builder's bootstrap archive: served by the coordinator from its data dir, fetched by
+/// the buildlet into its directory before the steps; a URL that cannot be fetched fails
+/// the build and keeps the machine.
+#[test]
+fn bootstrap_archives_are_fetched_before_the_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let rev = repo_with_script(&repo, "#!/bin/sh\ncat go1.4/VERSION\n", "uses bootstrap");
+    let staging = dir.path().join("staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("VERSION"), "go1.99-bootstrap\n").unwrap();
+    let folder = dir.path().join("data/bootstrap");
+    std::fs::create_dir_all(&folder).unwrap();
+    let out = std::process::Command::new("tar")
+        .arg("czf")
+        .arg(folder.join("boot.tar.gz"))
+        .arg("-C")
+        .arg(&staging)
+        .arg("VERSION")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let cfg = config(
+        dir.path(),
+        &repo,
+        "[[builders]]\nname = \"boot\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\n\
+         bootstrap = { url = \"/bootstrap/boot.tar.gz\" }\n\n\
+         [[builders]]\nname = \"missing\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\n\
+         bootstrap = { url = \"/bootstrap/nope.tar.gz\" }\n",
+    );
+    let c = start(&cfg);
+    let port = c.port;
+    let g = wait_for("both builds", 60, || {
+        let g = grid(port);
+        (!cell(&g, &rev, "boot").is_empty() && !cell(&g, &rev, "missing").is_empty()).then_some(g)
+    });
+    assert_eq!(cell(&g, &rev, "boot"), "ok", "{g}");
+    let failed = cell(&g, &rev, "missing");
+    let (_, log) = http(port, "GET", &failed[failed.find("/log/").unwrap()..], "");
+    assert!(
+        log.contains("fetching the bootstrap archive") && log.contains("404"),
+        "{log}"
+    );
+    assert!(!log.contains("retrying"), "{log}");
+    let (_, status) = http(port, "GET", "/status?mode=json", "");
+    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(v["pools"][0]["connected"], 2, "no machine was lost: {v}");
+    let ok_log = {
+        let (_, s) = http(port, "GET", "/status?mode=json", "");
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        let id = v["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["builder"] == "boot")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        http(port, "GET", &format!("/log/{id}"), "").1
+    };
+    assert!(ok_log.contains("go1.99-bootstrap"), "{ok_log}");
+}

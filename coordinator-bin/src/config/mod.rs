@@ -21,8 +21,9 @@
 //! name = "linux-amd64-test"
 //! host_type = "host-linux-local"
 //! steps = [["sh", "-c", "make test"]]
-//! env = ["CGO_ENABLED=0"]
+//! env = ["CGO_ENABLED=0", "GOROOT_BOOTSTRAP=$WORKDIR/go1.4"]
 //! step_timeout_secs = 1200
+//! bootstrap = { url = "/bootstrap/go1.22-linux-amd64.tar.gz", dir = "go1.4" }  # optional
 //!
 //! [pools.local]
 //! host-linux-local = 2
@@ -225,6 +226,29 @@ pub struct BuilderConfig {
     /// `"linux-amd64"`: the source name is taken as the Gerrit project (`go`, `net`, …).
     #[serde(default)]
     pub policy: Option<String>,
+    /// An archive (a bootstrap toolchain, say) that the buildlet fetches and unpacks
+    /// before the steps run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bootstrap: Option<Bootstrap>,
+}
+
+/// A `.tar.gz` a builder needs beside its source, fetched by the buildlet itself
+/// (`/writetgz?url=`), as upstream's builders fetch their Go bootstrap toolchain.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    /// `https://…` or `http://…`; or `/bootstrap/FILE` for a file in the data
+    /// directory's `bootstrap/` folder, which the coordinator serves itself (the buildlet
+    /// reaches it at `public_url`, or the listen address).
+    pub url: String,
+    /// Where it is unpacked in the buildlet's work dir (upstream: `go1.4`). Point a step's
+    /// environment at it, e.g. `env = ["GOROOT_BOOTSTRAP=$WORKDIR/go1.4"]`.
+    #[serde(default = "default_bootstrap_dir")]
+    pub dir: String,
+}
+
+fn default_bootstrap_dir() -> String {
+    "go1.4".into()
 }
 
 fn default_step_timeout() -> u64 {
@@ -274,6 +298,7 @@ pub fn quick_builder() -> BuilderConfig {
         step_timeout_secs: 60,
         sources: Vec::new(),
         policy: None,
+        bootstrap: None,
     }
 }
 
@@ -366,6 +391,29 @@ impl Config {
             for s in &b.sources {
                 if !self.sources.iter().any(|x| &x.name == s) {
                     bail!("builder {:?}: unknown source {s:?}", b.name);
+                }
+            }
+            if let Some(bs) = &b.bootstrap {
+                let served = bs
+                    .url
+                    .strip_prefix("/bootstrap/")
+                    .is_some_and(crate::api::http::bootstrap_file_ok);
+                if !(bs.url.starts_with("https://") || bs.url.starts_with("http://") || served) {
+                    bail!(
+                        "builder {:?}: bootstrap url {:?} must be http(s)://… or /bootstrap/FILE",
+                        b.name,
+                        bs.url
+                    );
+                }
+                if bs.dir.is_empty()
+                    || bs.dir.starts_with('/')
+                    || bs.dir.split('/').any(|p| p == "..")
+                {
+                    bail!(
+                        "builder {:?}: bootstrap dir {:?} must be a relative path inside the work dir",
+                        b.name,
+                        bs.dir
+                    );
                 }
             }
             if !self.pools.local.contains_key(&b.host_type)
@@ -485,6 +533,34 @@ mod tests {
             let again: Config = toml::from_str(&printed).unwrap();
             assert_eq!(format!("{again:?}"), format!("{cfg:?}"), "{printed}");
         }
+    }
+
+    #[test]
+    fn bootstrap_urls_and_dirs_are_checked() {
+        let mut cfg = Config::default().with_defaults(Path::new("/nonexistent"));
+        let with = |url: &str, dir: &str| {
+            let mut cfg = cfg.clone();
+            cfg.builders[0].bootstrap = Some(Bootstrap {
+                url: url.into(),
+                dir: dir.into(),
+            });
+            cfg.check()
+        };
+        assert!(with("https://dl.example.com/go.tgz", "go1.4").is_ok());
+        assert!(with("/bootstrap/go1.22.tar.gz", "go1.4").is_ok());
+        for (url, dir) in [
+            ("ftp://x/y.tgz", "go1.4"),
+            ("/bootstrap/../secret", "go1.4"),
+            ("/etc/passwd", "go1.4"),
+            ("https://x/y.tgz", "/abs"),
+            ("https://x/y.tgz", "../out"),
+            ("https://x/y.tgz", ""),
+        ] {
+            let err = with(url, dir).unwrap_err().to_string();
+            assert!(err.contains("local-quick"), "{url} {dir}: {err}");
+        }
+        cfg.builders.clear();
+        assert!(cfg.check().is_ok());
     }
 
     #[test]

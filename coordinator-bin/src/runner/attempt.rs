@@ -125,6 +125,41 @@ impl BuildAttempt<'_> {
     }
 }
 
+impl BuildAttempt<'_> {
+    /// Has the buildlet fetch the builder's bootstrap archive into its directory. A URL
+    /// the buildlet could not fetch (it answered with an error) fails the build and keeps
+    /// the machine; a buildlet that stopped answering is lost.
+    async fn fetch_bootstrap(
+        &self,
+        client: &dyn BuildletClient,
+        bs: &crate::config::Bootstrap,
+    ) -> Result<(), AttemptError> {
+        let url = if bs.url.starts_with('/') {
+            format!("{}{}", self.c.base_url(), bs.url)
+        } else {
+            bs.url.clone()
+        };
+        self.log.line(&format!("fetching {url} into {}", bs.dir));
+        let started = Instant::now();
+        match client.put_tgz_url(&bs.dir, &url).await {
+            Ok(()) => {
+                self.log.line(&format!(
+                    "bootstrap in place after {:.1} s",
+                    started.elapsed().as_secs_f64()
+                ));
+                Ok(())
+            }
+            Err(e @ buildlet_proto::Error::Status { .. }) => Err(AttemptError::Setup(format!(
+                "fetching the bootstrap archive: {e}"
+            ))),
+            Err(error) => Err(AttemptError::Buildlet {
+                stage: "fetching the bootstrap archive".into(),
+                error,
+            }),
+        }
+    }
+}
+
 #[async_trait]
 impl Attempt for BuildAttempt<'_> {
     async fn run(&self, n: u32) -> Result<State, AttemptError> {
@@ -152,13 +187,23 @@ impl Attempt for BuildAttempt<'_> {
             return Err(e);
         }
         self.record(clock, "ok").await;
+        if let Some(bs) = &builder.bootstrap {
+            let clock = self.clock(n, 1, &format!("bootstrap {}", bs.dir));
+            if let Err(e) = self.fetch_bootstrap(&*client, bs).await {
+                self.record(clock, &e.to_string()).await;
+                Self::release(lease, &e);
+                return Err(e);
+            }
+            self.record(clock, "ok").await;
+        }
+        let first = if builder.bootstrap.is_some() { 2 } else { 1 };
         for (i, step) in builder.steps.iter().enumerate() {
             let Some((cmd, args)) = step.split_first() else {
                 continue;
             };
             let name = format!("$ {}", step.join(" "));
             self.log.line(&name);
-            let clock = self.clock(n, i + 1, &name);
+            let clock = self.clock(n, i + first, &name);
             let req = ExecRequest {
                 cmd: cmd.clone(),
                 args: args.to_vec(),

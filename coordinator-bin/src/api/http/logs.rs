@@ -112,3 +112,22 @@ pub(super) async fn source_archive(
     )
         .into_response())
 }
+
+/// `GET /bootstrap/{file}`: a file of the data dir's `bootstrap/` folder, streamed.
+pub(super) async fn bootstrap_archive(State(c): State<Shared>, Path(file): Path<String>) -> Reply {
+    if !super::bootstrap_file_ok(&file) {
+        return Err(Error::BadRequest(format!(
+            "bad file name {file:?}: one name of letters, digits, '.', '-', '_' and '+'"
+        ))
+        .into());
+    }
+    let path = c.config.data_dir.join("bootstrap").join(&file);
+    let f = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| Error::NotFound(format!("no bootstrap file {file:?}")))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/octet-stream")],
+        Body::from_stream(tokio_util::io::ReaderStream::new(f)),
+    )
+        .into_response())
+}

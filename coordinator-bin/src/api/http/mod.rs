@@ -13,6 +13,7 @@
 //! | `POST /api/builds/{id}/cancel` | cancel a queued or running build |
 //! | `POST /api/poll` | poll the work sources now |
 //! | `GET /src/{source}/+archive/{rev}.tar.gz` | the tree at a commit, as pushed to buildlets (`git archive`; the URL shape of the Gerrit archives upstream's gitmirror served), fit for a buildlet's `writetgz?url=` |
+//! | `GET /bootstrap/{file}` | a file of the data dir's `bootstrap/` folder (bootstrap toolchains that builders name as `/bootstrap/FILE`) |
 //! | `GET /metrics`, `GET /healthz` | Prometheus text; `ok` |
 //! | `/perf/…` | perfstore's API and UI |
 //!
@@ -53,6 +54,7 @@ pub fn router(c: Arc<Coordinator>) -> Router {
         .route("/api/builds/{id}/cancel", post(builds::cancel))
         .route("/api/poll", post(builds::poll))
         .route("/src/{source}/+archive/{file}", get(logs::source_archive))
+        .route("/bootstrap/{file}", get(logs::bootstrap_archive))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/perf", get(|| async { Redirect::permanent("/perf/") }))
@@ -125,6 +127,17 @@ fn html(t: impl askama::Template) -> Reply {
 fn json_reply(status: StatusCode, v: impl serde::Serialize) -> Reply {
     let body = serde_json::to_vec(&v).map_err(|e| Error::Startup(e.to_string()))?;
     Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Whether `name` may name a file of the bootstrap folder: one path element of letters,
+/// digits, `.`, `-`, `_` and `+`, not starting with a dot.
+pub fn bootstrap_file_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'))
 }
 
 /// The first ten characters of a commit hash.

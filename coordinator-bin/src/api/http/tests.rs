@@ -354,3 +354,27 @@ async fn metrics_health_perf_and_fallbacks() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.body.contains("DELETE"));
 }
+
+#[tokio::test]
+async fn bootstrap_files_are_served_from_the_data_dir() {
+    let f = fixture().await;
+    let folder = f.c.config.data_dir.join("bootstrap");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("go1.22.tar.gz"), b"archive bytes").unwrap();
+    let r = call(&f.c, "GET", "/bootstrap/go1.22.tar.gz", "").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::OK, "archive bytes")
+    );
+    let r = call(&f.c, "GET", "/bootstrap/missing.tar.gz", "").await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    for bad in [
+        "/bootstrap/..",
+        "/bootstrap/.hidden",
+        "/bootstrap/a%2F..%2Fb",
+        "/bootstrap/%2Fetc%2Fpasswd",
+    ] {
+        let r = call(&f.c, "GET", bad, "").await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
+}
