@@ -12,6 +12,10 @@
 //!
 //! The ratios land in `target/criterion/revdial-mux-ratios.txt` as well.
 
+// The TLS pair and the process figures of the tests' harness.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,11 +30,8 @@ use revdial::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::rustls::pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
-};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 const BULK: usize = 64 << 20;
 const PART: usize = 16 << 20;
@@ -117,20 +118,10 @@ async fn server() -> (
     TlsConnector,
     tokio::sync::mpsc::UnboundedReceiver<Dialer>,
 ) {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let der = CertificateDer::from(cert.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-    let server = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![der.clone()], key)
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(server));
-    let mut roots = RootCertStore::empty();
-    roots.add(der).unwrap();
-    let client = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    let common::Tls {
+        acceptor,
+        connector,
+    } = common::tls();
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
     let registry = Registry::new();
@@ -189,7 +180,7 @@ async fn server() -> (
             });
         }
     });
-    (addr, TlsConnector::from(Arc::new(client)), rx)
+    (addr, connector, rx)
 }
 
 /// Registers a private side over `route`; returns the public side's Dialer.
@@ -339,16 +330,6 @@ async fn bulk(dialer: &Dialer, streams: usize, runs: usize) -> f64 {
     bytes as f64 / best.as_secs_f64() / 1e9
 }
 
-fn rss() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 /// Resident bytes per idle mux connection (both ends, over loopback TCP) and per idle
 /// stream on one connection.
 async fn memory() -> (f64, f64) {
@@ -365,22 +346,22 @@ async fn memory() -> (f64, f64) {
         )
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = rss();
+    let before = common::rss();
     let mut keep = Vec::new();
     for _ in 0..CONNS {
         keep.push(pair().await);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let per_conn = (rss().saturating_sub(before)) as f64 / CONNS as f64;
+    let per_conn = (common::rss().saturating_sub(before)) as f64 / CONNS as f64;
     let (d, mut ln) = keep.pop().unwrap();
-    let before = rss();
+    let before = common::rss();
     let mut streams = Vec::new();
     for _ in 0..STREAMS {
         let (c, s) = tokio::join!(d.dial(), ln.accept());
         streams.push((c.unwrap(), s.unwrap()));
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let per_stream = (rss().saturating_sub(before)) as f64 / STREAMS as f64;
+    let per_stream = (common::rss().saturating_sub(before)) as f64 / STREAMS as f64;
     drop((streams, keep));
     (per_conn, per_stream)
 }

@@ -252,16 +252,6 @@ async fn stream_opening_is_bounded() {
     c.read_exact(&mut hello).await.unwrap();
 }
 
-fn rss() -> usize {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: usize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 /// 10,000 open/close cycles leave no tasks, descriptors or memory behind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_cycles_leave_nothing_behind() {
@@ -280,7 +270,7 @@ async fn ten_thousand_cycles_leave_nothing_behind() {
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     let metrics = tokio::runtime::Handle::current().metrics();
-    let (tasks, fds, mem) = (metrics.num_alive_tasks(), common::open_fds(), rss());
+    let (tasks, fds, mem) = (metrics.num_alive_tasks(), common::open_fds(), common::rss());
     for _ in 0..10_000 {
         cycle(d.clone()).await;
     }
@@ -289,7 +279,7 @@ async fn ten_thousand_cycles_leave_nothing_behind() {
     assert!(tasks_after <= tasks + 2, "tasks {tasks} -> {tasks_after}");
     assert!(fds_after <= fds + 2, "descriptors {fds} -> {fds_after}");
     // A leak of 1 KiB a cycle would be 10 MB; the allocator's own drift is far less.
-    let mem_after = rss();
+    let mem_after = common::rss();
     assert!(
         mem_after <= mem + (8 << 20),
         "resident memory {mem} -> {mem_after} bytes"
