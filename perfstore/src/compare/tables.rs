@@ -16,19 +16,25 @@ struct SeenOrder {
 }
 
 /// What a value was observed as.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Key {
     /// The unit, the table key's last part.
     Unit,
-    /// A row or column field.
-    Field(Field),
+    /// The row projection's field at this position.
+    Row(usize),
+    /// The column projection's field at this position.
+    Col(usize),
 }
 
 impl SeenOrder {
+    /// Records `value` of `field` if it is new (the string is copied only then: this
+    /// runs for every result).
     fn observe(&mut self, field: Key, value: &str) {
         let values = self.fields.entry(field).or_default();
-        let next = values.len();
-        values.entry(value.to_string()).or_insert(next);
+        if !values.contains_key(value) {
+            let next = values.len();
+            values.insert(value.to_owned(), next);
+        }
     }
 
     fn rank(&self, field: &Key, value: &str) -> usize {
@@ -149,8 +155,8 @@ pub fn benchstat(inputs: &[Input], opts: &Options) -> String {
                     let config = table_config(r, &split, &mut config_keys);
                     let row = split.row.values(r, &input.label, &split.name_exclusions);
                     let col = split.col.values(r, &input.label, &split.name_exclusions);
-                    observe(&mut order, split.row, &row);
-                    observe(&mut order, split.col, &col);
+                    observe(&mut order, Key::Row, &row);
+                    observe(&mut order, Key::Col, &col);
                     for v in &r.values {
                         let unit = String::from_utf8_lossy(&v.unit).into_owned();
                         order.observe(Key::Unit, &unit);
@@ -234,9 +240,9 @@ fn table_config(r: &BenchResult, split: &Split, keys: &mut Vec<String>) -> Vec<S
     values
 }
 
-fn observe(order: &mut SeenOrder, p: &Projection, values: &[String]) {
-    for (f, v) in p.0.iter().zip(values) {
-        order.observe(Key::Field(f.clone()), v);
+fn observe(order: &mut SeenOrder, field: fn(usize) -> Key, values: &[String]) {
+    for (i, v) in values.iter().enumerate() {
+        order.observe(field(i), v);
     }
 }
 
@@ -248,12 +254,13 @@ fn position(keys: &mut Vec<Vec<String>>, key: &[String]) -> usize {
 }
 
 /// The indices of `keys` in benchstat's order under projection `p`.
-fn sorted(keys: &[Vec<String>], p: &Projection, order: &SeenOrder) -> Vec<usize> {
+fn sorted(keys: &[Vec<String>], field: fn(usize) -> Key, order: &SeenOrder) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..keys.len()).collect();
     idx.sort_by_cached_key(|&i| {
-        p.0.iter()
-            .zip(&keys[i])
-            .map(|(f, v)| order.rank(&Key::Field(f.clone()), v))
+        keys[i]
+            .iter()
+            .enumerate()
+            .map(|(f, v)| order.rank(&field(f), v))
             .collect::<Vec<_>>()
     });
     idx
@@ -293,8 +300,8 @@ impl Footnotes {
 }
 
 fn render(t: &Table, split: &Split, order: &SeenOrder, exact: bool, opts: &Options) -> String {
-    let rows = sorted(&t.rows, split.row, order);
-    let cols = sorted(&t.cols, split.col, order);
+    let rows = sorted(&t.rows, Key::Row, order);
+    let cols = sorted(&t.cols, Key::Col, order);
     let class = unit_class(t.unit.as_bytes());
     let mut g = Grid::default();
     let mut notes = Footnotes::default();
