@@ -173,7 +173,6 @@ async fn main() -> anyhow::Result<()> {
             if let Some(p) = poll_secs {
                 cfg.poll_secs = p;
             }
-            let cfg = checked(cfg, file.as_ref())?;
             if cfg.sources.is_empty() {
                 tracing::warn!(
                     "no work sources: not in a git checkout and none configured; builds come only from the API"
@@ -181,7 +180,15 @@ async fn main() -> anyhow::Result<()> {
             }
             let listen = cfg.listen;
             let data_dir = cfg.data_dir.clone();
-            let c = Coordinator::open(cfg).await?;
+            // open() checks the configuration; its mistakes are the file's.
+            let c = Coordinator::open(cfg)
+                .await
+                .map_err(|e| match (&e, &file) {
+                    (coordinator_bin::Error::Config(_), Some(path)) => {
+                        anyhow::anyhow!("{}: {e}", path.display())
+                    }
+                    _ => anyhow::Error::from(e),
+                })?;
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;

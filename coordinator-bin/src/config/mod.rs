@@ -247,6 +247,18 @@ pub struct Bootstrap {
     pub dir: String,
 }
 
+/// Whether `name` may name a file of the data dir's `bootstrap/` folder: one path element
+/// of letters, digits, `.`, `-`, `_` and `+`, not starting with a dot. The configuration
+/// check and the `/bootstrap/{file}` route both ask here.
+pub fn bootstrap_file_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 200
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'))
+}
+
 fn default_bootstrap_dir() -> String {
     "go1.4".into()
 }
@@ -397,7 +409,7 @@ impl Config {
                 let served = bs
                     .url
                     .strip_prefix("/bootstrap/")
-                    .is_some_and(crate::api::http::bootstrap_file_ok);
+                    .is_some_and(bootstrap_file_ok);
                 if !(bs.url.starts_with("https://") || bs.url.starts_with("http://") || served) {
                     bail!(
                         "builder {:?}: bootstrap url {:?} must be http(s)://… or /bootstrap/FILE",

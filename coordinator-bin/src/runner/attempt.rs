@@ -66,11 +66,12 @@ impl BuildAttempt<'_> {
         }
     }
 
-    async fn lease(&self, host_type: &str) -> Result<Lease, AttemptError> {
+    /// Leases a buildlet; the first attempt's lease observes the build's queue wait (from
+    /// queueing to its buildlet), once per build.
+    async fn lease(&self, host_type: &str, first: bool) -> Result<Lease, AttemptError> {
         let mut item = SchedItem::new(host_type, &self.build.builder);
         item.repo = self.build.source.clone();
         item.branch = self.build.branch.clone();
-        let asked = Instant::now();
         let lease = self
             .c
             .pool
@@ -80,13 +81,15 @@ impl BuildAttempt<'_> {
                 self.c.metrics.lease_failed(host_type);
                 AttemptError::Lease(e)
             })?;
-        self.c
-            .metrics
-            .queue_wait(&self.build.builder, asked.elapsed() + self.queued_for());
+        if first {
+            self.c
+                .metrics
+                .queue_wait(&self.build.builder, self.queued_for());
+        }
         Ok(lease)
     }
 
-    /// How long the build sat in the queue before its attempt asked for a buildlet.
+    /// How long the build has been waiting since it was queued.
     fn queued_for(&self) -> Duration {
         chrono::DateTime::parse_from_rfc3339(&self.build.created)
             .ok()
@@ -166,7 +169,7 @@ impl Attempt for BuildAttempt<'_> {
         let builder = self.c.config.builder(&self.build.builder).ok_or_else(|| {
             AttemptError::Setup(format!("unknown builder {:?}", self.build.builder))
         })?;
-        let lease = self.lease(&builder.host_type).await?;
+        let lease = self.lease(&builder.host_type, n == 1).await?;
         self.log.line(&format!("using buildlet {}", lease.name()));
         let _ = self
             .c

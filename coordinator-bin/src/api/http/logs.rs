@@ -115,7 +115,7 @@ pub(super) async fn source_archive(
 
 /// `GET /bootstrap/{file}`: a file of the data dir's `bootstrap/` folder, streamed.
 pub(super) async fn bootstrap_archive(State(c): State<Shared>, Path(file): Path<String>) -> Reply {
-    if !super::bootstrap_file_ok(&file) {
+    if !crate::config::bootstrap_file_ok(&file) {
         return Err(Error::BadRequest(format!(
             "bad file name {file:?}: one name of letters, digits, '.', '-', '_' and '+'"
         ))

@@ -129,17 +129,6 @@ fn json_reply(status: StatusCode, v: impl serde::Serialize) -> Reply {
     Ok((status, [(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-/// Whether `name` may name a file of the bootstrap folder: one path element of letters,
-/// digits, `.`, `-`, `_` and `+`, not starting with a dot.
-pub fn bootstrap_file_ok(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 200
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'))
-}
-
 /// The first ten characters of a commit hash.
 fn short(rev: &str) -> &str {
     &rev[..rev.len().min(10)]

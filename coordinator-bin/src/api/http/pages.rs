@@ -388,7 +388,6 @@ pub(super) async fn status(State(c): State<Shared>, Query(p): Query<StatusParams
             })
             .collect(),
     };
-    c.metrics.queued.set(page.queued as i64);
     match p.mode.as_str() {
         "json" => json_reply(StatusCode::OK, &page),
         "" => html(page),
