@@ -294,36 +294,17 @@ async fn wait_connected(pool: &ReversePool, host_type: &str, n: i64) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance() {
+/// Three machines of `host-a` registering with `mux` (and one plain v2 machine of
+/// `host-b` beside them) get the mode they offered, as the status says, and the pool's
+/// conformance suite passes over them.
+async fn conformance_with(mux: Option<revdial::MuxConfig>) {
+    let want = if mux.is_some() { "mux" } else { "v2" };
     let c = coordinator(true).await;
     let w = tempfile::tempdir().unwrap();
     let mut stops = Vec::new();
     for i in 0..3 {
-        stops.push(start_in_process(&c, "host-a", &format!("m{i}"), w.path()).await);
-    }
-    wait_connected(&c.pool, "host-a", 3).await;
-    run_all(
-        &c.pool,
-        &Caps {
-            host_type: "host-a".into(),
-            machines: 3,
-        },
-    )
-    .await;
-    c.pool.shutdown();
-}
-
-/// Buildlets that offer mux mode get it: the pool's conformance suite passes over mux
-/// streams, and the status says which machine speaks what.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance_in_mux_mode() {
-    let c = coordinator(true).await;
-    let w = tempfile::tempdir().unwrap();
-    let mut stops = Vec::new();
-    for i in 0..3 {
-        let mux = Some(revdial::MuxConfig::default());
-        stops.push(start_in_process_with(&c, "host-a", &format!("m{i}"), w.path(), mux).await);
+        let name = format!("m{i}");
+        stops.push(start_in_process_with(&c, "host-a", &name, w.path(), mux.clone()).await);
     }
     stops.push(start_in_process(&c, "host-b", "old", w.path()).await);
     wait_connected(&c.pool, "host-a", 3).await;
@@ -333,7 +314,7 @@ async fn conformance_in_mux_mode() {
         st.host_types["host-a"]
             .machines
             .values()
-            .all(|m| m.revdial == "mux"),
+            .all(|m| m.revdial == want),
         "{st:?}"
     );
     assert_eq!(st.host_types["host-b"].machines["old"].revdial, "v2");
@@ -346,6 +327,17 @@ async fn conformance_in_mux_mode() {
     )
     .await;
     c.pool.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance() {
+    conformance_with(None).await;
+}
+
+/// Buildlets that offer mux mode get it, and the suite passes over mux streams.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_in_mux_mode() {
+    conformance_with(Some(revdial::MuxConfig::default())).await;
 }
 
 /// A pool that does not accept mux mode answers with a plain `101`; the buildlet that

@@ -65,7 +65,7 @@ fn serve(mut ln: Listener) {
                     b'S' => {
                         let mut n = [0u8; 8];
                         c.read_exact(&mut n).await.unwrap();
-                        sink(&mut c, u64::from_be_bytes(n) as usize).await;
+                        common::sink(&mut c, u64::from_be_bytes(n) as usize).await;
                     }
                     b'P' => {
                         let _ = c.write_all(b"p").await;
@@ -75,18 +75,6 @@ fn serve(mut ln: Listener) {
             });
         }
     });
-}
-
-async fn sink<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(io: &mut IO, n: usize) {
-    let mut buf = vec![0u8; 256 << 10];
-    let mut got = 0;
-    while got < n {
-        let k = io.read(&mut buf).await.unwrap();
-        assert!(k > 0, "stream ended early");
-        got += k;
-    }
-    io.write_all(b"!").await.unwrap();
-    io.flush().await.unwrap();
 }
 
 /// Sends `n` bytes after the sink command and waits for the acknowledgement.
@@ -152,7 +140,7 @@ async fn server() -> (
                 if first[0] == b'S' {
                     let mut n = [0u8; 8];
                     tls.read_exact(&mut n).await.unwrap();
-                    sink(&mut tls, u64::from_be_bytes(n) as usize).await;
+                    common::sink(&mut tls, u64::from_be_bytes(n) as usize).await;
                     return;
                 }
                 let io = Rewind::new(bytes::Bytes::copy_from_slice(&first), tls);

@@ -12,6 +12,10 @@
 
 #![allow(missing_docs)]
 
+// The TLS pair and the bulk receiver of the tests' harness.
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,11 +31,8 @@ use revdial::{
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Runtime;
-use tokio_rustls::rustls::pki_types::{
-    CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName,
-};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore, ServerConfig};
-use tokio_rustls::{TlsAcceptor, TlsConnector};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 const BULK: usize = 64 << 20;
 
@@ -56,35 +57,11 @@ async fn connect(addr: SocketAddr, connector: &TlsConnector) -> RevConn {
     RevConn::new(connector.connect(name, tcp).await.unwrap())
 }
 
-/// Reads until `n` bytes arrived, then acknowledges with one byte.
-async fn sink<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(io: &mut IO, n: usize) {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut got = 0;
-    while got < n {
-        let k = io.read(&mut buf).await.unwrap();
-        assert!(k > 0, "stream ended early");
-        got += k;
-    }
-    io.write_all(b"!").await.unwrap();
-    io.flush().await.unwrap();
-}
-
 async fn setup() -> Env {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let der = CertificateDer::from(cert.cert.der().to_vec());
-    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.key_pair.serialize_der()));
-    let server = ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![der.clone()], key)
-        .unwrap();
-    let acceptor = TlsAcceptor::from(Arc::new(server));
-    let mut roots = RootCertStore::empty();
-    roots.add(der).unwrap();
-    let client = ClientConfig::builder()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    let connector = TlsConnector::from(Arc::new(client));
+    let common::Tls {
+        acceptor,
+        connector,
+    } = common::tls();
 
     let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = tcp.local_addr().unwrap();
@@ -113,7 +90,7 @@ async fn setup() -> Env {
                         io.write_all(GO_SWITCHING_PROTOCOLS).await.unwrap();
                         let _ = tx.send(Dialer::new(io, &registry, DialerConfig::default()));
                     }
-                    "/sink" => sink(&mut { req.io }, BULK).await,
+                    "/sink" => common::sink(&mut { req.io }, BULK).await,
                     _ => {
                         let _ = pickup.handle(req).await;
                     }
@@ -143,7 +120,7 @@ async fn setup() -> Env {
             tokio::spawn(async move {
                 let mut first = [0u8; 1];
                 if c.read_exact(&mut first).await.is_ok() {
-                    sink(&mut c, BULK - 1).await;
+                    common::sink(&mut c, BULK - 1).await;
                 }
             });
         }

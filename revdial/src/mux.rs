@@ -316,14 +316,9 @@ pub(crate) fn listen(
     config: &MuxConfig,
     conns: mpsc::Sender<RevConn>,
 ) -> CancellationToken {
-    let (opens, closed) = start(io, config, yamux::Mode::Server, Some(conns));
-    // The private side opens no streams; the driver keeps serving while the connection
-    // lives, so the request channel's sender is parked until then.
-    let until = closed.clone();
-    tokio::spawn(async move {
-        until.cancelled().await;
-        drop(opens);
-    });
+    // The private side opens no streams: the open requests' sender is dropped at once,
+    // which the driver reads as "no more requests" and keeps serving inbound streams.
+    let (_opens, closed) = start(io, config, yamux::Mode::Server, Some(conns));
     closed
 }
 

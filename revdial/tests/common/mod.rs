@@ -166,6 +166,21 @@ pub async fn register(p: &mut Public) -> (Listener, Dialer) {
     (ln, d)
 }
 
+/// Reads until `n` bytes arrived, then acknowledges with one byte (the benches' bulk
+/// receiver).
+pub async fn sink<IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(io: &mut IO, n: usize) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 256 << 10];
+    let mut got = 0;
+    while got < n {
+        let k = io.read(&mut buf).await.unwrap();
+        assert!(k > 0, "stream ended early");
+        got += k;
+    }
+    io.write_all(b"!").await.unwrap();
+    io.flush().await.unwrap();
+}
+
 /// Resident memory of this process, in bytes.
 pub fn rss() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
