@@ -438,7 +438,17 @@ impl ProcessState {
     pub fn success(&self) -> bool {
         *self == ProcessState::Ok
     }
+
+    /// Whether the buildlet killed the command at the request's `timeout` (ours marks
+    /// the trailer with [`TIMEOUT_SUFFIX`]; Go's buildlet has no such parameter).
+    pub fn timed_out(&self) -> bool {
+        matches!(self, ProcessState::Failed(t) if t.ends_with(TIMEOUT_SUFFIX))
+    }
 }
+
+/// What our buildlet appends to the `Process-State` of a command it killed at its
+/// `timeout`.
+pub const TIMEOUT_SUFFIX: &str = " (timeout)";
 
 /// The text of a finished process as Go's `ProcessState.String()` writes it.
 pub fn process_state_text(status: std::process::ExitStatus) -> String {

@@ -35,6 +35,8 @@ pub struct Coordinator {
     pub pool: Arc<dyn BuildletPool>,
     /// Perf data.
     pub perf: Arc<dyn perfstore::Store>,
+    /// Built trees, by (builder, revision).
+    pub snapshots: Arc<dyn crate::snapshots::SnapshotStore>,
     /// Metrics.
     pub metrics: metrics::Metrics,
     /// The built-in builder catalogue, for builders' `policy`.
@@ -189,6 +191,11 @@ impl Coordinator {
                     .map_err(|e| startup(&e))?,
             ),
         };
+        let snapshots = crate::snapshots::DirSnapshots::open(
+            &data.join("snapshots"),
+            config.snapshot_max_mb.saturating_mul(1 << 20),
+        )
+        .map_err(|e| startup(&e))?;
         let local = LocalPool::start(LocalPoolConfig::new(
             data.join("buildlets"),
             config
@@ -224,6 +231,7 @@ impl Coordinator {
             store: Arc::new(store),
             pool: Arc::new(pool),
             perf,
+            snapshots: Arc::new(snapshots),
             metrics: metrics::Metrics::default(),
             catalogue: dashboard_types::catalogue::Catalogue::builtin(),
             mirrors,

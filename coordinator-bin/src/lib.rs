@@ -19,6 +19,7 @@
 //! - [`sources`]: git mirrors and the poller.
 //! - [`runner`]: dispatch, attempts, retry classification, progress.
 //! - [`logs`]: live build logs.
+//! - [`snapshots`]: built trees kept by (builder, revision).
 //! - [`ops`]: the use cases (enqueue, retry, cancel) that every front end shares.
 //! - [`api`]: HTTP routes, pages (compile-time-checked templates) and JSON.
 //! - [`pools`], [`metrics`], [`shutdown`], [`serve`], [`tls`], [`error`].
@@ -36,6 +37,7 @@ pub mod pools;
 pub mod runner;
 pub mod serve;
 pub mod shutdown;
+pub mod snapshots;
 pub mod sources;
 pub mod store;
 pub mod tls;

@@ -449,7 +449,7 @@ impl hyper::body::Body for ExecBody {
                     Err(e) => go_err(&e),
                 };
                 if *killed_by_timeout {
-                    text = format!("{text} (timeout)");
+                    text.push_str(crate::api::TIMEOUT_SUFFIX);
                 }
                 this.run = Run::Done;
                 Poll::Ready(Some(Ok(trailer(&text))))

@@ -25,6 +25,15 @@
 //! step_timeout_secs = 1200
 //! bootstrap = { url = "/bootstrap/go1.22-linux-amd64.tar.gz", dir = "go1.4" }  # optional
 //!
+//! [[builders]]                          # Go's pipeline: make, snapshot, sharded tests
+//! name = "linux-amd64"
+//! host_type = "host-linux-local"
+//! sources = ["myrepo"]
+//! steps = [["src/make.bash"]]
+//! env = ["GOROOT_BOOTSTRAP=$WORKDIR/go1.4", "GO_TEST_TIMEOUT_SCALE=2"]
+//! snapshot = true                       # later builds of this revision skip make
+//! tests = { list = ["bin/go", "tool", "dist", "test", "--no-rebuild", "--list"], run = ["bin/go", "tool", "dist", "test", "--no-rebuild", "--banner=XXXBANNERXXX:", "{units}"], helpers = 1, group_prefix = "go_test:", banner = "XXXBANNERXXX:" }
+//!
 //! [pools.local]
 //! host-linux-local = 2
 //!
@@ -117,6 +126,9 @@ pub struct Config {
     /// Seconds running builds may finish after a shutdown signal; those still running
     /// are then stopped and queued again (not recorded as canceled).
     pub shutdown_grace_secs: u64,
+    /// Megabytes of snapshots kept in `<data_dir>/snapshots`; the least recently used
+    /// go first when a new one would exceed it.
+    pub snapshot_max_mb: u64,
     /// Named environments (`dev`, `staging`, `prod`, …), each replacing some of the
     /// settings above; chosen with `serve --env NAME`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -210,7 +222,8 @@ pub struct BuilderConfig {
     pub name: String,
     /// Host type of the buildlets it runs on.
     pub host_type: String,
-    /// Commands run in order in the checked-out source; the first failure fails the build.
+    /// The `make` steps: commands run in order in the checked-out source; the first
+    /// failure fails the build.
     pub steps: Vec<Vec<String>>,
     /// Extra `KEY=VALUE` environment for every step.
     #[serde(default)]
@@ -230,6 +243,72 @@ pub struct BuilderConfig {
     /// before the steps run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bootstrap: Option<Bootstrap>,
+    /// Keep the tree as it is after the steps as a snapshot keyed by (builder, revision);
+    /// a later build of the same key, and test helpers, start from it instead of
+    /// building. Helpers imply it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub snapshot: bool,
+    /// Stop after the steps (and the snapshot): no tests.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub make_only: bool,
+    /// Tests listed by a command and sharded over helper buildlets (after the steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tests: Option<TestsConfig>,
+}
+
+/// Sharded tests: a lister prints the test units, one per line; a runner runs one unit
+/// or a group of them, on the build's buildlet and on `helpers` more buildlets of its
+/// host type, each started from the build's snapshot. Upstream's Go builders list with
+/// `go tool dist test --no-rebuild --list` and run with
+/// `go tool dist test --no-rebuild --banner=XXXBANNERXXX: {units}`.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TestsConfig {
+    /// The command whose standard output lists the units, one per line.
+    pub list: Vec<String>,
+    /// The command that runs units; the argument `{units}` becomes the unit names (one
+    /// argument each).
+    pub run: Vec<String>,
+    /// Extra buildlets of the builder's host type that take units too (0: the build's
+    /// own buildlet runs them all).
+    #[serde(default)]
+    pub helpers: usize,
+    /// Seconds one unit (or group) may run, times the builder's
+    /// `GO_TEST_TIMEOUT_SCALE` (upstream: 20 minutes).
+    #[serde(default = "default_step_timeout")]
+    pub unit_timeout_secs: u64,
+    /// Units whose names start with this prefix are packed into groups whose summed
+    /// recorded duration stays under `group_secs` (upstream: `go_test:`, 10 s); empty:
+    /// every unit runs alone.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group_prefix: String,
+    /// The duration bound of a group, in seconds.
+    #[serde(default = "default_group_secs")]
+    pub group_secs: u64,
+    /// A banner the runner prints before each unit's output (upstream:
+    /// `XXXBANNERXXX:`), shown in the build log as `##### `.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub banner: String,
+}
+
+/// The argument of a tests' run command that becomes the unit names.
+pub const UNITS: &str = "{units}";
+
+fn default_group_secs() -> u64 {
+    10
+}
+
+impl TestsConfig {
+    /// The timeout scale a builder's environment sets (`GO_TEST_TIMEOUT_SCALE=N`), 1 if
+    /// none or not a positive integer.
+    pub fn timeout_scale(env: &[String]) -> u64 {
+        env.iter()
+            .rev()
+            .find_map(|e| e.strip_prefix("GO_TEST_TIMEOUT_SCALE="))
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|&n| n > 0)
+            .unwrap_or(1)
+    }
 }
 
 /// A `.tar.gz` a builder needs beside its source, fetched by the buildlet itself
@@ -311,6 +390,9 @@ pub fn quick_builder() -> BuilderConfig {
         sources: Vec::new(),
         policy: None,
         bootstrap: None,
+        snapshot: false,
+        make_only: false,
+        tests: None,
     }
 }
 
@@ -331,6 +413,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             git_timeout_secs: 300,
             shutdown_grace_secs: 10,
+            snapshot_max_mb: 10 << 10,
             env: BTreeMap::new(),
         }
     }
@@ -426,6 +509,29 @@ impl Config {
                         b.name,
                         bs.dir
                     );
+                }
+            }
+            if let Some(t) = &b.tests {
+                if t.list.is_empty() || t.run.is_empty() {
+                    bail!("builder {:?}: tests need a list and a run command", b.name);
+                }
+                if !t.run.iter().any(|a| a == UNITS) {
+                    bail!(
+                        "builder {:?}: the tests' run command needs the argument {UNITS:?}",
+                        b.name
+                    );
+                }
+                if t.unit_timeout_secs == 0 {
+                    bail!("builder {:?}: unit_timeout_secs must be positive", b.name);
+                }
+                if b.make_only {
+                    bail!(
+                        "builder {:?}: make_only and tests exclude each other",
+                        b.name
+                    );
+                }
+                if t.helpers > 64 {
+                    bail!("builder {:?}: at most 64 helpers", b.name);
                 }
             }
             if !self.pools.local.contains_key(&b.host_type)

@@ -11,9 +11,12 @@ use pool::{Lease, LeaseRequest, SchedItem};
 
 use super::progress::Progress;
 use super::retry::{Attempt, AttemptError, Disposition, classify};
+use super::sharded::{TestRun, TestsEnd};
 use crate::Coordinator;
+use crate::config::BuilderConfig;
 use crate::logs::live::{LiveLog, LogWriter};
 use crate::model::{Event, State};
+use crate::snapshots::SnapshotKey;
 use crate::store::{Build, Detail, Step, sqlite::now};
 
 /// A build's attempts on real buildlets.
@@ -163,50 +166,109 @@ impl BuildAttempt<'_> {
     }
 }
 
-#[async_trait]
-impl Attempt for BuildAttempt<'_> {
-    async fn run(&self, n: u32) -> Result<State, AttemptError> {
-        let builder = self.c.config.builder(&self.build.builder).ok_or_else(|| {
-            AttemptError::Setup(format!("unknown builder {:?}", self.build.builder))
-        })?;
-        let lease = self.lease(&builder.host_type, n == 1).await?;
-        self.log.line(&format!("using buildlet {}", lease.name()));
-        let _ = self
-            .c
-            .store
-            .apply(
-                &self.build.id,
-                Event::Leased,
-                Detail::buildlet(lease.name()),
-            )
-            .await;
-        // Calls go through the client: a `Lease` is not `Sync`, so it is not held across
-        // an await by reference.
-        let client = lease.client_arc();
-        let clock = self.clock(n, 0, "push source");
-        if let Err(e) = self.push_source(&*client).await {
-            self.record(clock, &e.to_string()).await;
-            Self::release(lease, &e);
-            return Err(e);
+impl BuildAttempt<'_> {
+    /// Runs `what` as step `index` of attempt `n`, recording its result.
+    async fn step<F>(
+        &self,
+        n: u32,
+        index: &mut usize,
+        name: &str,
+        what: F,
+    ) -> Result<(), AttemptError>
+    where
+        F: std::future::Future<Output = Result<(), AttemptError>>,
+    {
+        let clock = self.clock(n, *index, name);
+        *index += 1;
+        let r = what.await;
+        match &r {
+            Ok(()) => self.record(clock, "ok").await,
+            Err(e) => self.record(clock, &e.to_string()).await,
         }
-        self.record(clock, "ok").await;
-        if let Some(bs) = &builder.bootstrap {
-            let clock = self.clock(n, 1, &format!("bootstrap {}", bs.dir));
-            if let Err(e) = self.fetch_bootstrap(&*client, bs).await {
-                self.record(clock, &e.to_string()).await;
-                Self::release(lease, &e);
-                return Err(e);
+        r
+    }
+
+    /// Puts the stored snapshot of `key` in place; `false` if there is none (or the
+    /// store could not give it: then the tree is built as if there were none).
+    async fn restore_snapshot(
+        &self,
+        client: &dyn BuildletClient,
+        key: &SnapshotKey,
+    ) -> Result<bool, AttemptError> {
+        let (reader, len) = match self.c.snapshots.open(key).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Ok(false),
+            Err(e) => {
+                self.log
+                    .line(&format!("snapshot {key} unreadable ({e}): building"));
+                return Ok(false);
             }
-            self.record(clock, "ok").await;
+        };
+        self.log.line(&format!(
+            "restoring snapshot {key} ({len} bytes): make skipped"
+        ));
+        client
+            .put_tgz("", reader)
+            .await
+            .map_err(|error| AttemptError::Buildlet {
+                stage: "restoring the snapshot".into(),
+                error,
+            })?;
+        Ok(true)
+    }
+
+    /// Stores the built tree as the snapshot of `key`; `false` if the store failed
+    /// (the build goes on without one).
+    async fn save_snapshot(
+        &self,
+        client: &dyn BuildletClient,
+        key: &SnapshotKey,
+    ) -> Result<bool, AttemptError> {
+        let started = Instant::now();
+        let (writer, reader, confirm) = crate::snapshots::confirmed_pipe();
+        let fetch = async {
+            let r = client.get_tgz(".", Box::new(writer)).await;
+            confirm.finished(r.is_ok());
+            r
+        };
+        let (fetched, stored) = tokio::join!(fetch, self.c.snapshots.put(key, reader));
+        match (fetched, stored) {
+            (Ok(()), Ok(len)) => {
+                self.log.line(&format!(
+                    "snapshot {key} kept ({len} bytes, {:.1} s)",
+                    started.elapsed().as_secs_f64()
+                ));
+                Ok(true)
+            }
+            // The store failed (and the pipe broke under the download because of it):
+            // not the buildlet's fault, and the build goes on without a snapshot.
+            (Ok(()) | Err(buildlet_proto::Error::Io(_)), Err(e)) => {
+                self.log.line(&format!("keeping the snapshot failed: {e}"));
+                Ok(false)
+            }
+            (Err(error), _) => Err(AttemptError::Buildlet {
+                stage: "taking the snapshot".into(),
+                error,
+            }),
         }
-        let first = if builder.bootstrap.is_some() { 2 } else { 1 };
-        for (i, step) in builder.steps.iter().enumerate() {
+    }
+
+    /// Runs the builder's `make` steps; `Some(state)` when one ended the build.
+    async fn make(
+        &self,
+        n: u32,
+        index: &mut usize,
+        client: &dyn BuildletClient,
+        builder: &BuilderConfig,
+    ) -> Result<Option<State>, AttemptError> {
+        for step in &builder.steps {
             let Some((cmd, args)) = step.split_first() else {
                 continue;
             };
             let name = format!("$ {}", step.join(" "));
             self.log.line(&name);
-            let clock = self.clock(n, i + first, &name);
+            let clock = self.clock(n, *index, &name);
+            *index += 1;
             let req = ExecRequest {
                 cmd: cmd.clone(),
                 args: args.to_vec(),
@@ -233,10 +295,8 @@ impl Attempt for BuildAttempt<'_> {
                         // The buildlet refused the step (no such command, say): the
                         // step failed, the machine is fine.
                         self.log.line(&format!("step failed: {e}"));
-                        drop(lease);
-                        return Ok(State::Failed);
+                        return Ok(Some(State::Failed));
                     }
-                    lease.destroy();
                     return Err(e);
                 }
             };
@@ -245,12 +305,131 @@ impl Attempt for BuildAttempt<'_> {
                 Some(why) => {
                     self.record(clock, &why).await;
                     self.log.line(&format!("step failed: {why}"));
-                    return Ok(State::Failed);
+                    return Ok(Some(State::Failed));
                 }
             }
         }
-        self.log.line("All steps passed.");
-        Ok(State::Succeeded)
+        Ok(None)
+    }
+
+    /// Everything done on the leased buildlet: the tree (from a snapshot, or source,
+    /// bootstrap and make), the snapshot, then the tests.
+    async fn on_buildlet(
+        &self,
+        n: u32,
+        client: Arc<dyn BuildletClient>,
+        name: &str,
+        builder: &BuilderConfig,
+    ) -> Result<State, AttemptError> {
+        let mut index = 0;
+        let key = SnapshotKey::new(&builder.name, self.build.rev());
+        let helpers = builder.tests.as_ref().is_some_and(|t| t.helpers > 0);
+        let wants_snapshot = builder.snapshot || helpers;
+        let restored = if wants_snapshot && self.c.snapshots.exists(&key).await.unwrap_or(false) {
+            let clock = self.clock(n, index, "restore snapshot");
+            index += 1;
+            let r = self.restore_snapshot(&*client, &key).await;
+            self.record(
+                clock,
+                &r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into()),
+            )
+            .await;
+            r?
+        } else {
+            false
+        };
+        let mut snapshot = restored.then(|| key.clone());
+        if !restored {
+            self.step(n, &mut index, "push source", self.push_source(&*client))
+                .await?;
+            if let Some(bs) = &builder.bootstrap {
+                self.step(
+                    n,
+                    &mut index,
+                    &format!("bootstrap {}", bs.dir),
+                    self.fetch_bootstrap(&*client, bs),
+                )
+                .await?;
+            }
+            if let Some(end) = self.make(n, &mut index, &*client, builder).await? {
+                return Ok(end);
+            }
+            if wants_snapshot {
+                let clock = self.clock(n, index, "save snapshot");
+                index += 1;
+                let r = self.save_snapshot(&*client, &key).await;
+                self.record(
+                    clock,
+                    &r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into()),
+                )
+                .await;
+                if r? {
+                    snapshot = Some(key.clone());
+                }
+            }
+        }
+        if builder.make_only {
+            self.log.line("Make only: done.");
+            return Ok(State::Succeeded);
+        }
+        let Some(tests) = &builder.tests else {
+            self.log.line("All steps passed.");
+            return Ok(State::Succeeded);
+        };
+        let run = TestRun {
+            c: self.c,
+            build: self.build,
+            builder,
+            tests,
+            log: self.log.clone(),
+            attempt: n,
+            snapshot,
+        };
+        let clock = self.clock(n, index, "tests");
+        let r = run.run(client, name).await;
+        let result = match &r {
+            Ok(TestsEnd::Passed) => "ok".to_owned(),
+            Ok(TestsEnd::Failed(why)) => why.clone(),
+            Err(e) => e.to_string(),
+        };
+        self.record(clock, &result).await;
+        match r? {
+            TestsEnd::Passed => Ok(State::Succeeded),
+            TestsEnd::Failed(_) => Ok(State::Failed),
+        }
+    }
+}
+
+#[async_trait]
+impl Attempt for BuildAttempt<'_> {
+    async fn run(&self, n: u32) -> Result<State, AttemptError> {
+        let builder = self.c.config.builder(&self.build.builder).ok_or_else(|| {
+            AttemptError::Setup(format!("unknown builder {:?}", self.build.builder))
+        })?;
+        let lease = self.lease(&builder.host_type, n == 1).await?;
+        self.log.line(&format!("using buildlet {}", lease.name()));
+        let _ = self
+            .c
+            .store
+            .apply(
+                &self.build.id,
+                Event::Leased,
+                Detail::buildlet(lease.name()),
+            )
+            .await;
+        // Calls go through the client: a `Lease` is not `Sync`, so it is not held across
+        // an await by reference.
+        let name = lease.name().to_owned();
+        match self
+            .on_buildlet(n, lease.client_arc(), &name, builder)
+            .await
+        {
+            Ok(state) => Ok(state),
+            Err(e) => {
+                Self::release(lease, &e);
+                Err(e)
+            }
+        }
     }
 
     async fn retrying(&self, _n: u32, _why: &str) {

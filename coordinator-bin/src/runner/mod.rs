@@ -9,6 +9,7 @@ mod attempt;
 pub mod dispatch;
 mod progress;
 pub mod retry;
+pub mod sharded;
 
 use std::sync::Arc;
 

@@ -1,7 +1,7 @@
 //! The contract of a [`BuildStore`], as a suite any implementation runs against itself:
 //! `conformance::run_all(&store).await` in the store's own tests.
 
-use super::{BuildStore, Commit, Detail, NewBuilds, Step};
+use super::{BuildStore, Commit, Detail, NewBuilds, Step, UnitResult};
 use crate::model::{Event, State};
 
 fn commit(n: u8) -> Commit {
@@ -46,6 +46,7 @@ pub async fn run_all(store: &dyn BuildStore) {
     claims_are_exclusive_and_results_recorded_once(store).await;
     requeue_and_orphans(store).await;
     steps_and_grid_pages(store).await;
+    units_and_their_history(store).await;
 }
 
 async fn enqueue_is_one_transaction_with_the_head(store: &dyn BuildStore) {
@@ -188,4 +189,48 @@ async fn steps_and_grid_pages(store: &dyn BuildStore) {
     assert!(!second.more);
     assert_eq!(second.commits[0].2, commit(1));
     assert!(store.grid(10, 2).await.unwrap().commits.is_empty());
+}
+
+async fn units_and_their_history(store: &dyn BuildStore) {
+    let builds = store.recent(2).await.unwrap();
+    let (older, newer) = (&builds[1], &builds[0]);
+    let unit = |name: &str, result: &str, millis: i64| UnitResult {
+        attempt: 1,
+        name: name.into(),
+        result: result.into(),
+        millis,
+        buildlet: "helper-1".into(),
+        output: format!("output of {name}\n").into_bytes(),
+    };
+    store
+        .add_unit(&older.id, &unit("a", "ok", 50))
+        .await
+        .unwrap();
+    store
+        .add_unit(&newer.id, &unit("a", "ok", 70))
+        .await
+        .unwrap();
+    store
+        .add_unit(&newer.id, &unit("b c", "ok", 90))
+        .await
+        .unwrap();
+    store
+        .add_unit(&newer.id, &unit("d", "exit status 1", 10))
+        .await
+        .unwrap();
+    let units = store.units(&newer.id).await.unwrap();
+    let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["b c", "a", "d"], "slowest first");
+    assert_eq!(units[2].output, b"output of d\n");
+    // History: the builder's passing units, newest first; failures do not count.
+    let builder = &newer.builder;
+    let history = store.unit_history(builder, 10).await.unwrap();
+    let mine: Vec<(String, i64)> = if older.builder == *builder {
+        vec![("b c".into(), 90), ("a".into(), 70), ("a".into(), 50)]
+    } else {
+        vec![("b c".into(), 90), ("a".into(), 70)]
+    };
+    assert_eq!(history, mine);
+    assert_eq!(store.unit_history(builder, 1).await.unwrap().len(), 1);
+    assert!(store.unit_history("nobody", 10).await.unwrap().is_empty());
 }

@@ -87,6 +87,23 @@ pub struct Step {
     pub result: String,
 }
 
+/// One test unit's result (a listed unit, or a group of them run at once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitResult {
+    /// Which attempt of the build ran it (1-based).
+    pub attempt: i64,
+    /// The unit's name (a group's members joined by spaces).
+    pub name: String,
+    /// `ok`, or why it failed.
+    pub result: String,
+    /// How long the deciding run took.
+    pub millis: i64,
+    /// The buildlet that ran it.
+    pub buildlet: String,
+    /// Its output (bounded).
+    pub output: Vec<u8>,
+}
+
 /// Builds to queue for one commit.
 #[derive(Debug, Clone)]
 pub struct NewBuilds<'a> {
@@ -144,6 +161,16 @@ pub trait BuildStore: Send + Sync + std::fmt::Debug {
 
     /// A build's steps, in the order they ran.
     async fn steps(&self, id: &str) -> Result<Vec<Step>>;
+
+    /// Records a test unit's result.
+    async fn add_unit(&self, id: &str, unit: &UnitResult) -> Result<()>;
+
+    /// A build's unit results, slowest first.
+    async fn units(&self, id: &str) -> Result<Vec<UnitResult>>;
+
+    /// `(name, millis)` of the builder's passing units, newest first, at most `limit`:
+    /// the history that orders the next build's units.
+    async fn unit_history(&self, builder: &str, limit: i64) -> Result<Vec<(String, i64)>>;
 
     /// A finished build's log.
     async fn log(&self, id: &str) -> Result<Option<Vec<u8>>>;

@@ -7,7 +7,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::{Build, BuildStore, Commit, Detail, GridPage, NewBuilds, Result, Step, StoreError};
+use super::{
+    Build, BuildStore, Commit, Detail, GridPage, NewBuilds, Result, Step, StoreError, UnitResult,
+};
 use crate::model::{Event, State};
 
 /// Builds in SQLite.
@@ -56,6 +58,19 @@ const MIGRATIONS: &[&str] = &[
         result TEXT NOT NULL,
         PRIMARY KEY (build, attempt, idx)
     );",
+    // 3: test units, and their durations per builder for the next build's order.
+    "CREATE TABLE IF NOT EXISTS units (
+        build TEXT NOT NULL,
+        builder TEXT NOT NULL,
+        attempt INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        result TEXT NOT NULL,
+        millis INTEGER NOT NULL,
+        buildlet TEXT NOT NULL,
+        output BLOB NOT NULL,
+        PRIMARY KEY (build, attempt, name)
+    );
+    CREATE INDEX IF NOT EXISTS units_builder ON units (builder, result);",
 ];
 
 const COLUMNS: &str = "id, seq, source, branch, rev, builder, state, attempt, created, started, ended, buildlet, author, date, desc";
@@ -344,6 +359,54 @@ impl BuildStore for SqliteStore {
                 })
             })?
             .collect()
+        })
+        .await
+    }
+
+    async fn add_unit(&self, id: &str, unit: &UnitResult) -> Result<()> {
+        let (id, u) = (id.to_string(), unit.clone());
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT OR REPLACE INTO units (build, builder, attempt, name, result, millis, buildlet, output) \
+                 SELECT id, builder, ?2, ?3, ?4, ?5, ?6, ?7 FROM builds WHERE id = ?1",
+                params![id, u.attempt, u.name, u.result, u.millis, u.buildlet, u.output],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn units(&self, id: &str) -> Result<Vec<UnitResult>> {
+        let id = id.to_string();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT attempt, name, result, millis, buildlet, output FROM units \
+                 WHERE build = ?1 ORDER BY millis DESC, name",
+            )?;
+            stmt.query_map([id], |r| {
+                Ok(UnitResult {
+                    attempt: r.get(0)?,
+                    name: r.get(1)?,
+                    result: r.get(2)?,
+                    millis: r.get(3)?,
+                    buildlet: r.get(4)?,
+                    output: r.get(5)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+
+    async fn unit_history(&self, builder: &str, limit: i64) -> Result<Vec<(String, i64)>> {
+        let builder = builder.to_string();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT name, millis FROM units WHERE builder = ?1 AND result = 'ok' \
+                 ORDER BY rowid DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![builder, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect()
         })
         .await
     }

@@ -37,6 +37,37 @@ pub(super) async fn record(State(c): State<Shared>, Path(id): Path<String>) -> R
     json_reply(StatusCode::OK, record_of(&b, &c.base_url()))
 }
 
+/// One test unit's result in `/api/builds/{id}/units`.
+#[derive(Debug, serde::Serialize)]
+struct UnitJson {
+    name: String,
+    result: String,
+    millis: i64,
+    buildlet: String,
+    attempt: i64,
+    output: String,
+}
+
+/// `GET /api/builds/{id}/units`: the build's test units, slowest first, with output.
+pub(super) async fn units(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
+    ops::get(&c, &id).await?;
+    let units: Vec<UnitJson> = c
+        .store
+        .units(&id)
+        .await?
+        .into_iter()
+        .map(|u| UnitJson {
+            output: String::from_utf8_lossy(&u.output).into_owned(),
+            name: u.name,
+            result: u.result,
+            millis: u.millis,
+            buildlet: u.buildlet,
+            attempt: u.attempt,
+        })
+        .collect();
+    json_reply(StatusCode::OK, units)
+}
+
 pub(super) async fn retry(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
     let b = ops::retry(&c, &id).await?;
     json_reply(StatusCode::CREATED, BuildJson::from(b))

@@ -50,6 +50,7 @@ pub fn router(c: Arc<Coordinator>) -> Router {
         .route("/api/builds", post(builds::enqueue))
         .route("/api/builds/{id}", get(builds::get))
         .route("/api/builds/{id}/record", get(builds::record))
+        .route("/api/builds/{id}/units", get(builds::units))
         .route("/api/builds/{id}/retry", post(builds::retry))
         .route("/api/builds/{id}/cancel", post(builds::cancel))
         .route("/api/poll", post(builds::poll))

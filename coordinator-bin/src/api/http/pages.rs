@@ -183,9 +183,20 @@ struct StepRow {
     failed: bool,
 }
 
+struct UnitRow {
+    attempt: i64,
+    name: String,
+    took: String,
+    result: String,
+    passed: bool,
+    buildlet: String,
+    output: String,
+}
+
 #[derive(askama::Template)]
 #[template(path = "build.html")]
 struct BuildPage {
+    units: Vec<UnitRow>,
     refresh: bool,
     b: Build,
     short: String,
@@ -199,6 +210,7 @@ struct BuildPage {
 pub(super) async fn build(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
     let b = ops::get(&c, &id).await?;
     let steps = c.store.steps(&id).await?;
+    let units = c.store.units(&id).await?;
     let position = if b.state.is_final() || b.state == BuildState::Running {
         None
     } else {
@@ -221,6 +233,18 @@ pub(super) async fn build(State(c): State<Shared>, Path(id): Path<String>) -> Re
         state: b.state.as_str(),
         position,
         took,
+        units: units
+            .into_iter()
+            .map(|u| UnitRow {
+                attempt: u.attempt,
+                took: human(std::time::Duration::from_millis(u.millis.max(0) as u64)),
+                passed: u.result == "ok",
+                name: u.name,
+                result: u.result,
+                buildlet: u.buildlet,
+                output: String::from_utf8_lossy(&u.output).into_owned(),
+            })
+            .collect(),
         steps: steps
             .iter()
             .enumerate()

@@ -1,0 +1,236 @@
+//! The build pipeline on a fixture project shaped like Go: `make.sh` builds a tool,
+//! `bin/tool list` prints the test units and `bin/tool run U…` runs them, each unit
+//! passing after a delay, failing or hanging as `units.txt` says. Built by the real
+//! `coordinator` binary on local buildlets over loopback.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::*;
+
+/// The tool `make.sh` installs: `list`, and `run` of units as `units.txt` describes them
+/// (`NAME pass MILLIS`, `NAME fail`, `NAME hang`).
+const TOOL: &str = r#"#!/bin/sh
+cmd=$1; shift
+case "$cmd" in
+list) cut -d' ' -f1 units.txt ;;
+run)
+  for u in "$@"; do
+    echo "XXXBANNERXXX:$u"
+    action=$(awk -v u="$u" '$1 == u { print $2 }' units.txt)
+    arg=$(awk -v u="$u" '$1 == u { print $3 }' units.txt)
+    case "$action" in
+    pass) sleep "$(awk -v ms="$arg" 'BEGIN { printf "%.3f", ms / 1000 }')"; echo "ok $u" ;;
+    fail) echo "unit $u is broken"; exit 1 ;;
+    hang) sleep 600 ;;
+    *) echo "unknown unit $u"; exit 2 ;;
+    esac
+  done ;;
+*) echo "usage: tool list | tool run UNIT..."; exit 2 ;;
+esac
+"#;
+
+/// `make.sh`: records that it ran (the file named by `MAKE_LOG`), then installs the tool.
+const MAKE: &str = r#"#!/bin/sh
+set -e
+echo "$BUILDER_TAG $(cat .xbuild-rev)" >> "$MAKE_LOG"
+mkdir -p bin
+cp tool.sh bin/tool
+chmod +x bin/tool
+echo "built the tool"
+"#;
+
+/// Commits a fixture with these units; returns the revision.
+fn commit_units(repo: &Path, units: &str, message: &str) -> String {
+    if !repo.join(".git").exists() {
+        std::fs::create_dir_all(repo).unwrap();
+        git(repo, &["init", "-q", "-b", "main"]);
+        std::fs::write(repo.join("make.sh"), MAKE).unwrap();
+        std::fs::write(repo.join("tool.sh"), TOOL).unwrap();
+        git(repo, &["add", "make.sh", "tool.sh"]);
+        git(repo, &["update-index", "--chmod=+x", "make.sh"]);
+    }
+    std::fs::write(repo.join("units.txt"), units).unwrap();
+    git(repo, &["add", "units.txt"]);
+    git(repo, &["commit", "-q", "-m", message]);
+    git(repo, &["rev-parse", "HEAD"])
+}
+
+/// A builder with `helpers` helpers on its own host type (so helpers are never taken by
+/// another builder's build).
+fn builder(name: &str, helpers: usize, make_log: &Path) -> String {
+    format!(
+        r#"
+[[builders]]
+name = "{name}"
+host_type = "host-{name}"
+steps = [["./make.sh"]]
+env = ["BUILDER_TAG={name}", "MAKE_LOG={log}"]
+step_timeout_secs = 60
+snapshot = true
+tests = {{ list = ["bin/tool", "list"], run = ["bin/tool", "run", "{{units}}"], helpers = {helpers}, unit_timeout_secs = 2, banner = "XXXBANNERXXX:" }}
+"#,
+        log = make_log.display()
+    )
+}
+
+/// The finished build of `builder` at `rev`: (result cell, build id).
+fn finished(port: u16, rev: &str, builder: &str) -> (String, String) {
+    let cell = wait_for_or(
+        &format!("{builder} at {rev} to finish"),
+        120,
+        || {
+            let c = cell(&grid(port), rev, builder);
+            (!c.is_empty()).then_some(c)
+        },
+        || http(port, "GET", "/status?mode=json", "").1,
+    );
+    (cell, build_id(port, rev, builder))
+}
+
+/// The id of the newest finished build of `builder` at `rev`, from the status page's
+/// recent builds.
+fn build_id(port: u16, rev: &str, builder: &str) -> String {
+    let (_, body) = http(port, "GET", "/status?mode=json", "");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    status["recent"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["builder"] == builder && rev.starts_with(b["short"].as_str().unwrap_or("-")))
+        .and_then(|b| b["id"].as_str())
+        .unwrap_or_else(|| panic!("no recent build of {builder} at {rev}: {body}"))
+        .to_string()
+}
+
+fn units_of(port: u16, id: &str) -> Vec<serde_json::Value> {
+    let (status, body) = http(port, "GET", &format!("/api/builds/{id}/units"), "");
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+fn make_runs(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn sharded_tests_on_zero_one_and_three_helpers() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let make_log = dir.path().join("make.log");
+    let units: String = (0..12)
+        .map(|i| format!("u{i:02} pass {}\n", 50 + 30 * i))
+        .collect();
+    let good = commit_units(&repo, &units, "twelve passing units");
+    let builders = [("shard0", 0), ("shard1", 1), ("shard3", 3)];
+    let mut text: String = builders
+        .iter()
+        .map(|(n, h)| builder(n, *h, &make_log))
+        .collect();
+    text.push_str("\n[pools.local]\n");
+    for (n, h) in builders {
+        text.push_str(&format!("host-{n} = {}\n", h + 1));
+    }
+    let cfg = config(dir.path(), &repo, &text);
+    let c = start(&cfg);
+    let port = c.port;
+
+    // The same per-unit results whatever the number of helpers.
+    let mut results: Vec<BTreeMap<String, String>> = Vec::new();
+    for (name, helpers) in builders {
+        let (cell, id) = finished(port, &good, name);
+        assert_eq!(
+            cell,
+            "ok",
+            "{name}: {}",
+            http(port, "GET", &format!("/log/{id}"), "").1
+        );
+        let units = units_of(port, &id);
+        assert_eq!(units.len(), 12, "{name}: {units:?}");
+        let buildlets: std::collections::BTreeSet<&str> = units
+            .iter()
+            .filter_map(|u| u["buildlet"].as_str())
+            .collect();
+        assert!(
+            buildlets.len() > usize::from(helpers > 0),
+            "{name} ran its units on {buildlets:?}"
+        );
+        // Slowest first.
+        let millis: Vec<i64> = units
+            .iter()
+            .map(|u| u["millis"].as_i64().unwrap())
+            .collect();
+        assert!(millis.windows(2).all(|w| w[0] >= w[1]), "{millis:?}");
+        results.push(
+            units
+                .iter()
+                .map(|u| {
+                    (
+                        u["name"].as_str().unwrap().to_owned(),
+                        u["result"].as_str().unwrap().to_owned(),
+                    )
+                })
+                .collect(),
+        );
+        // The log has every unit's output in list order, banners rendered.
+        let (_, log) = http(port, "GET", &format!("/log/{id}"), "");
+        let first = log.find("##### u00").expect("u00 in the log");
+        let last = log.find("##### u11").expect("u11 in the log");
+        assert!(first < last, "{log}");
+        assert!(log.contains("All tests passed."), "{log}");
+        assert!(!log.contains("XXXBANNERXXX"), "{log}");
+    }
+    assert!(results.windows(2).all(|w| w[0] == w[1]), "{results:?}");
+    assert!(results[0].values().all(|r| r == "ok"));
+
+    // Each builder ran make once; a second build of the same key starts from the
+    // snapshot and runs no make.
+    assert_eq!(make_runs(&make_log).len(), 3, "{:?}", make_runs(&make_log));
+    let (status, body) = http(
+        port,
+        "POST",
+        "/api/builds",
+        &format!(r#"{{"source":"repo","rev":"{good}","builder":"shard1"}}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let again: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let again_id = again["id"].as_str().unwrap().to_owned();
+    wait_for("the second build of the same key", 120, || {
+        let (_, body) = http(port, "GET", &format!("/api/builds/{again_id}"), "");
+        body.contains("\"succeeded\"").then_some(())
+    });
+    assert_eq!(make_runs(&make_log).len(), 3, "{:?}", make_runs(&make_log));
+    let (_, page) = http(port, "GET", &format!("/build/{again_id}"), "");
+    assert!(page.contains("restore snapshot"), "{page}");
+    assert!(page.contains("Test units"), "{page}");
+    assert_eq!(units_of(port, &again_id).len(), 12);
+
+    // A failing unit fails the build and names itself.
+    let failing = commit_units(&repo, &format!("{units}broken fail\n"), "one unit fails");
+    let (cell, id) = finished(port, &failing, "shard3");
+    assert_ne!(cell, "ok");
+    let (_, log) = http(port, "GET", &format!("/log/{id}"), "");
+    assert!(log.contains("FAILED: broken: exit status 1"), "{log}");
+    assert!(log.contains("unit broken is broken"), "{log}");
+    let broken = units_of(port, &id)
+        .into_iter()
+        .find(|u| u["name"] == "broken")
+        .expect("the failing unit is recorded");
+    assert_eq!(broken["result"], "exit status 1");
+
+    // A hung unit hits its timeout, with upstream's message.
+    let hung = commit_units(&repo, "quick pass 10\nstuck hang\n", "one unit hangs");
+    let (cell, id) = finished(port, &hung, "shard1");
+    assert_ne!(cell, "ok");
+    let (_, log) = http(port, "GET", &format!("/log/{id}"), "");
+    assert!(
+        log.contains(r#"FAILED: stuck: Test "stuck" ran over 2s limit"#),
+        "{log}"
+    );
+}
