@@ -45,7 +45,29 @@ pub async fn enqueue(
         .commit(&hash)
         .await
         .map_err(|e| Error::BadRequest(format!("unknown revision {rev:?}: {e}")))?;
-    queue_one(c, source, &branch, &commit, builder).await
+    let go_rev = match go_rev_for(c, src).await? {
+        Some(rev) => rev,
+        None if src.subrepo_of.is_some() => {
+            return Err(Error::Conflict(format!(
+                "{source:?} is a sub-repo of {:?}, whose branch head is not known yet; try again after its next poll",
+                src.subrepo_of.as_deref().unwrap_or_default()
+            )));
+        }
+        None => String::new(),
+    };
+    queue_one(c, source, &branch, &commit, builder, &go_rev).await
+}
+
+/// For a sub-repo source, the head of its parent's branch as last polled (what a new
+/// build of it is built against); `None` for other sources, or when no head is known.
+pub async fn go_rev_for(
+    c: &Coordinator,
+    source: &crate::config::Source,
+) -> Result<Option<String>, Error> {
+    let Some((parent, branch)) = source.parent(&c.config) else {
+        return Ok(None);
+    };
+    Ok(c.store.head(&parent.name, branch).await?)
 }
 
 /// Queues one build and wakes the dispatcher.
@@ -55,6 +77,7 @@ async fn queue_one(
     branch: &str,
     commit: &crate::store::Commit,
     builder: &str,
+    go_rev: &str,
 ) -> Result<Build, Error> {
     let builders = [builder.to_string()];
     let mut out = c
@@ -65,6 +88,7 @@ async fn queue_one(
                 branch,
                 commit,
                 builders: &builders,
+                go_rev,
             }],
             None,
         )
@@ -77,7 +101,15 @@ async fn queue_one(
 /// Queues the same build again (upstream's retrybuilds).
 pub async fn retry(c: &Coordinator, id: &str) -> Result<Build, Error> {
     let old = get(c, id).await?;
-    queue_one(c, &old.source, &old.branch, &old.commit, &old.builder).await
+    queue_one(
+        c,
+        &old.source,
+        &old.branch,
+        &old.commit,
+        &old.builder,
+        &old.go_rev,
+    )
+    .await
 }
 
 /// Cancels a queued or running build.
@@ -113,11 +145,15 @@ pub async fn get(c: &Coordinator, id: &str) -> Result<Build, Error> {
         .ok_or_else(|| Error::NotFound(format!("no build {id}")))
 }
 
-/// The queue, oldest first, with each build's position (1-based) among those of its host
-/// type still waiting: what `/status` and the build page show.
+/// The queue in the order builds get machines (those already waiting for one first, then
+/// the dispatcher's priority order), with each build's position (1-based) among those of
+/// its host type: what `/status` and the build page show.
 pub async fn queue(c: &Coordinator) -> Result<Vec<(Build, usize)>, Error> {
     let mut waiting = c.store.in_state(State::Waiting).await?;
-    waiting.extend(c.store.in_state(State::Queued).await?);
+    waiting.sort_by(crate::runner::priority::compare);
+    let mut queued = c.store.in_state(State::Queued).await?;
+    queued.sort_by(crate::runner::priority::compare);
+    waiting.extend(queued);
     let mut per_type: std::collections::HashMap<String, usize> = Default::default();
     Ok(waiting
         .into_iter()

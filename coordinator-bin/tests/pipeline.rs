@@ -25,6 +25,16 @@ run)
     pass) sleep "$(awk -v ms="$arg" 'BEGIN { printf "%.3f", ms / 1000 }')"; echo "ok $u" ;;
     fail) echo "unit $u is broken"; exit 1 ;;
     hang) sleep 600 ;;
+    victim)
+      # The first run names its buildlet (this script's parent) and waits to be killed
+      # with it; any other run (the retry, or a straggler's second copy) passes once
+      # that has happened.
+      if mkdir "$VICTIM_DIR/claim" 2>/dev/null; then
+        echo "$PPID" > "$VICTIM_DIR/pid.tmp"; mv "$VICTIM_DIR/pid.tmp" "$VICTIM_DIR/pid"; sleep 60
+      else
+        while [ ! -e "$VICTIM_DIR/killed" ]; do sleep 0.1; done
+        echo "ok $u on a second buildlet"
+      fi ;;
     *) echo "unknown unit $u"; exit 2 ;;
     esac
   done ;;
@@ -232,5 +242,207 @@ fn sharded_tests_on_zero_one_and_three_helpers() {
     assert!(
         log.contains(r#"FAILED: stuck: Test "stuck" ran over 2s limit"#),
         "{log}"
+    );
+}
+
+#[test]
+fn a_unit_whose_buildlet_dies_is_retried_on_another_with_one_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let make_log = dir.path().join("make.log");
+    let victim_dir = dir.path().join("victim");
+    std::fs::create_dir_all(&victim_dir).unwrap();
+    let rev = commit_units(
+        &repo,
+        "a pass 300\nb pass 300\nvictim victim\nc pass 300\nd pass 300\n",
+        "a unit whose buildlet dies",
+    );
+    let text = builder("rev", 2, &make_log)
+        .replace("host-rev\"", "host-rev\"\n# three reverse machines")
+        .replace(
+            "MAKE_LOG=",
+            &format!("VICTIM_DIR={}\", \"MAKE_LOG=", victim_dir.display()),
+        )
+        .replace("unit_timeout_secs = 2", "unit_timeout_secs = 120")
+        + "\n[pools.reverse]\nhost-rev = 3\n";
+    let cfg = config(dir.path(), &repo, &text);
+    let c = start(&cfg);
+    let (port, reverse_port) = (c.port, c.reverse_port);
+    let key = builder_key_file(dir.path(), &cfg, "host-rev");
+    let mut machines: Vec<Option<Proc>> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|n| {
+            Some(reverse_buildlet(
+                dir.path(),
+                "host-rev",
+                n,
+                reverse_port,
+                &key,
+            ))
+        })
+        .collect();
+
+    // Kill the machine that runs the victim unit, as soon as it does.
+    let pid: u32 = wait_for_or(
+        "the victim unit to start",
+        120,
+        || {
+            std::fs::read_to_string(victim_dir.join("pid"))
+                .ok()?
+                .trim()
+                .parse()
+                .ok()
+        },
+        || http(port, "GET", "/status?mode=json", "").1,
+    );
+    let victim = machines
+        .iter_mut()
+        .find(|m| m.as_ref().is_some_and(|p| p.0.id() == pid))
+        .expect("the victim's parent is one of the buildlets");
+    std::fs::write(victim_dir.join("killed"), "").unwrap();
+    drop(victim.take());
+
+    let (cell, id) = finished(port, &rev, "rev");
+    let (_, log) = http(port, "GET", &format!("/log/{id}"), "");
+    assert_eq!(cell, "ok", "{log}");
+    assert!(log.contains("lost; its unit goes to another"), "{log}");
+    assert!(log.contains("ok victim on a second buildlet"), "{log}");
+    let units = units_of(port, &id);
+    assert_eq!(units.len(), 5, "{units:?}");
+    assert_eq!(
+        units.iter().filter(|u| u["name"] == "victim").count(),
+        1,
+        "one result for the unit: {units:?}"
+    );
+    let (_, build) = http(port, "GET", &format!("/api/builds/{id}"), "");
+    let build: serde_json::Value = serde_json::from_str(&build).unwrap();
+    assert_eq!(
+        build["attempt"], 1,
+        "the unit was retried, not the build: {build}"
+    );
+    let (_, metrics) = http(port, "GET", "/metrics", "");
+    assert!(
+        metrics
+            .contains("coordinator_builds_finished_total{builder=\"rev\",result=\"succeeded\"} 1"),
+        "exactly one build result: {metrics}"
+    );
+    drop(machines);
+}
+
+#[test]
+fn a_subrepo_waits_for_its_parents_snapshot_then_builds_on_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let make_log = dir.path().join("make.log");
+    let go_rev = commit_units(&go, "u00 pass 10\n", "the parent");
+    // The sub-repo's check needs the tool the parent's make built, beside it.
+    let x = dir.path().join("x");
+    std::fs::create_dir_all(&x).unwrap();
+    git(&x, &["init", "-q", "-b", "main"]);
+    std::fs::write(
+        x.join("check.sh"),
+        "#!/bin/sh\nset -e\ntest -x ../bin/tool\necho \"x $(cat .xbuild-rev) built against $(cat ../.xbuild-rev)\"\n",
+    )
+    .unwrap();
+    git(&x, &["add", "check.sh"]);
+    git(&x, &["update-index", "--chmod=+x", "check.sh"]);
+    git(&x, &["commit", "-q", "-m", "a sub-repo"]);
+    let x_rev = git(&x, &["rev-parse", "HEAD"]);
+
+    let cfg = dir.path().join("coordinator.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"listen = "127.0.0.1:0"
+reverse_listen = "127.0.0.1:0"
+data_dir = {data:?}
+poll_secs = 1
+
+[[sources]]
+name = "go"
+url = {go:?}
+branches = ["main"]
+
+[[sources]]
+name = "x"
+url = {x:?}
+branches = ["main"]
+subrepo_of = "go"
+dir = "x"
+
+[[builders]]
+name = "gob"
+host_type = "host-test"
+steps = [["sh", "-c", "sleep 3 && ./make.sh"]]
+env = ["BUILDER_TAG=gob", "MAKE_LOG={log}"]
+snapshot = true
+make_only = true
+subrepo_steps = [["x/check.sh"]]
+
+[pools.local]
+host-test = 2
+"#,
+            data = dir.path().join("data").display().to_string(),
+            go = go.display().to_string(),
+            x = x.display().to_string(),
+            log = make_log.display(),
+        ),
+    )
+    .unwrap();
+    let c = start(&cfg);
+    let port = c.port;
+
+    // While the parent's make runs, the sub-repo build is queued, waiting for the
+    // snapshot, although a buildlet is free.
+    let waiting = wait_for("the sub-repo build to be queued", 60, || {
+        let (_, body) = http(port, "GET", "/status?mode=json", "");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let parent_running = v["running"]
+            .as_array()?
+            .iter()
+            .any(|b| b["builder"] == "gob");
+        let queued = v["queue"]
+            .as_array()?
+            .iter()
+            .find(|b| b["source"] == "x")?
+            .clone();
+        parent_running.then_some(queued)
+    });
+    let id = waiting["id"]
+        .as_str()
+        .expect("a queued build id")
+        .to_owned();
+    let (_, page) = http(port, "GET", &format!("/build/{id}"), "");
+    assert!(page.contains("waiting for that snapshot"), "{page}");
+    assert!(page.contains(&go_rev), "{page}");
+
+    let done = wait_for("the sub-repo build", 120, || {
+        let (_, body) = http(port, "GET", &format!("/api/builds/{id}"), "");
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        ["succeeded", "failed"]
+            .contains(&v["state"].as_str()?)
+            .then_some(v)
+    });
+    let (_, log) = http(port, "GET", &format!("/log/{id}"), "");
+    assert_eq!(done["state"], "succeeded", "{log}");
+    assert!(
+        log.contains(&format!("x {x_rev} built against {go_rev}")),
+        "{log}"
+    );
+    assert_eq!(make_runs(&make_log).len(), 1, "only the parent ran make");
+    // The grid's row shows both revisions; the dashboard JSON fills goRevision.
+    let row = grid(port)["revisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["revision"] == x_rev.as_str())
+        .cloned()
+        .expect("the sub-repo's row");
+    assert_eq!(row["repo"], "x");
+    assert_eq!(row["goRevision"], go_rev.as_str());
+    let (_, html) = http(port, "GET", "/", "");
+    assert!(
+        html.contains(&format!("on go <code title=\"{go_rev}\">")),
+        "{html}"
     );
 }

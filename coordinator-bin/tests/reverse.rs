@@ -4,47 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::*;
-
-use buildlet_proto::testing::buildlet_bin;
-
-fn reverse_buildlet(
-    dir: &std::path::Path,
-    name: &str,
-    reverse_port: u16,
-    key_file: &std::path::Path,
-) -> Proc {
-    let ca = dir.join("data/tls/ca.pem");
-    Proc(
-        Command::new(buildlet_bin())
-            .args([
-                "--reverse-type",
-                "host-rev",
-                "--coordinator",
-                &format!("127.0.0.1:{reverse_port}"),
-            ])
-            .args([
-                "--hostname",
-                name,
-                "--halt=false",
-                "--health-addr",
-                "127.0.0.1:0",
-                "--reconnect",
-            ])
-            .arg("--coordinator-ca")
-            .arg(&ca)
-            .arg("--key-file")
-            .arg(key_file)
-            .arg("--workdir")
-            .arg(dir.join(name))
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
 
 #[test]
 fn reverse_buildlets_take_their_builds_and_a_lost_one_is_retried_once() {
@@ -63,31 +23,23 @@ fn reverse_buildlets_take_their_builds_and_a_lost_one_is_retried_once() {
     let c = start(&cfg);
     let (port, reverse_port) = (c.port, c.reverse_port);
 
-    // The key a reverse buildlet of this host type needs, from the coordinator itself.
-    let out = Command::new(env!("CARGO_BIN_EXE_coordinator"))
-        .args(["key", "host-rev", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let key = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(key.trim().len(), 32);
-    let key_file = dir.path().join("key");
-    std::fs::write(&key_file, key.trim()).unwrap();
+    let key_file = builder_key_file(dir.path(), &cfg, "host-rev");
 
     // A buildlet with a wrong key is refused and never gets work.
     let bad_key = dir.path().join("bad-key");
     std::fs::write(&bad_key, "0123456789abcdef0123456789abcdef").unwrap();
-    let _bad = reverse_buildlet(dir.path(), "rev-bad", reverse_port, &bad_key);
+    let _bad = reverse_buildlet(dir.path(), "host-rev", "rev-bad", reverse_port, &bad_key);
 
     let mut a = Some(reverse_buildlet(
         dir.path(),
+        "host-rev",
         "rev-a",
         reverse_port,
         &key_file,
     ));
     let mut b = Some(reverse_buildlet(
         dir.path(),
+        "host-rev",
         "rev-b",
         reverse_port,
         &key_file,

@@ -69,6 +69,7 @@
 //! buildlet. Without any file the built-in builder runs on `host-local = 2`.
 
 pub mod env;
+pub mod go;
 pub mod routing;
 
 use std::collections::BTreeMap;
@@ -212,6 +213,43 @@ pub struct Source {
     pub url: String,
     /// Branches to build.
     pub branches: Vec<String>,
+    /// Build it as a sub-repo of this other source (Go's `x/` repositories of `go`): at
+    /// its own revision, on the snapshot that the same builder made of the other
+    /// source's branch head, waiting until that snapshot exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subrepo_of: Option<String>,
+    /// The other source's branch it is built against (default: that source's first).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub go_branch: Option<String>,
+    /// Where a sub-repo's tree goes in the work dir, beside the other source's (default:
+    /// its name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+}
+
+impl Source {
+    /// For a sub-repo: the parent source and its branch it is built against.
+    pub fn parent<'a>(&'a self, config: &'a Config) -> Option<(&'a Source, &'a str)> {
+        let parent = config
+            .sources
+            .iter()
+            .find(|s| Some(&s.name) == self.subrepo_of.as_ref())?;
+        let branch = self
+            .go_branch
+            .as_deref()
+            .or(parent.branches.first().map(String::as_str))?;
+        Some((parent, branch))
+    }
+
+    /// Where its tree goes in the work dir: `""` (the root) for a source of its own, its
+    /// `dir` (or name) for a sub-repo.
+    pub fn checkout_dir(&self) -> &str {
+        match (&self.subrepo_of, &self.dir) {
+            (None, _) => "",
+            (Some(_), Some(d)) => d,
+            (Some(_), None) => &self.name,
+        }
+    }
 }
 
 /// A builder: what runs, where.
@@ -251,6 +289,21 @@ pub struct BuilderConfig {
     /// Stop after the steps (and the snapshot): no tests.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub make_only: bool,
+    /// The directory the steps run in, relative to the work dir; empty runs each
+    /// command in its own directory, as upstream's buildlet does (`src/make.bash` in
+    /// `src`).
+    #[serde(default = "default_dir", skip_serializing_if = "is_default_dir")]
+    pub dir: String,
+    /// The commands of a sub-repo build (see [`Source::subrepo_of`]), run in the
+    /// sub-repo's directory once the parent's snapshot and the sub-repo's tree are in
+    /// place (Go's pipeline: `bin/go test -short ./...`). As in every step, a command
+    /// given as a relative path is found from the work dir (`x/check.sh`, `bin/go`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subrepo_steps: Vec<Vec<String>>,
+    /// `"go"`: Go's pipeline for the catalogue builder named by `policy` fills what this
+    /// entry leaves out (see [`go`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
     /// Tests listed by a command and sharded over helper buildlets (after the steps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tests: Option<TestsConfig>,
@@ -289,6 +342,31 @@ pub struct TestsConfig {
     /// `XXXBANNERXXX:`), shown in the build log as `##### `.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub banner: String,
+    /// Arguments put before the units for builds of branches starting with the key
+    /// (upstream: `-k` for `release-branch.go…`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub branch_args: BTreeMap<String, Vec<String>>,
+    /// Drop the units that the builder's catalogue `policy` does not run, as upstream
+    /// does for Go's dist tests.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub policy_filter: bool,
+    /// Go's `dist test` names: groups, policies and `only` see Go 1.21+ names in their
+    /// 1.20 form (`fmt` as `go_test:fmt`), as upstream's did; the runner gets them as
+    /// listed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub go_names: bool,
+    /// Run only the units whose names start with one of these (a quick slice of a long
+    /// suite); empty: all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only: Vec<String>,
+}
+
+fn default_dir() -> String {
+    ".".into()
+}
+
+fn is_default_dir(d: &String) -> bool {
+    d == "."
 }
 
 /// The argument of a tests' run command that becomes the unit names.
@@ -392,6 +470,9 @@ pub fn quick_builder() -> BuilderConfig {
         bootstrap: None,
         snapshot: false,
         make_only: false,
+        dir: default_dir(),
+        subrepo_steps: Vec::new(),
+        pipeline: None,
         tests: None,
     }
 }
@@ -460,6 +541,49 @@ impl Config {
             if self.sources[..i].iter().any(|o| o.name == s.name) {
                 bail!("source {:?} is declared twice", s.name);
             }
+            if let Some(parent) = &s.subrepo_of {
+                match self.sources.iter().find(|p| &p.name == parent) {
+                    None => bail!(
+                        "source {:?}: subrepo_of names no source ({parent:?})",
+                        s.name
+                    ),
+                    Some(p) if p.subrepo_of.is_some() => bail!(
+                        "source {:?}: {parent:?} is itself a sub-repo; sub-repos are built against a source of its own",
+                        s.name
+                    ),
+                    Some(p) => {
+                        if let Some(b) = &s.go_branch
+                            && !p.branches.contains(b)
+                        {
+                            bail!(
+                                "source {:?}: go_branch {b:?} is not a branch of {parent:?}",
+                                s.name
+                            );
+                        }
+                        if p.branches.is_empty() {
+                            bail!(
+                                "source {:?}: {parent:?} has no branch to build against",
+                                s.name
+                            );
+                        }
+                    }
+                }
+                let dir = s.checkout_dir();
+                if dir.is_empty()
+                    || dir.starts_with('/')
+                    || dir.split('/').any(|p| p == ".." || p.is_empty())
+                {
+                    bail!(
+                        "source {:?}: dir {dir:?} must be a relative path inside the work dir",
+                        s.name
+                    );
+                }
+            } else if s.go_branch.is_some() || s.dir.is_some() {
+                bail!(
+                    "source {:?}: go_branch and dir are for sub-repos (subrepo_of)",
+                    s.name
+                );
+            }
             let dir = crate::sources::git::mirror_dir_name(&s.name);
             if let Some(other) = mirrors.insert(dir.clone(), &s.name) {
                 bail!(
@@ -471,6 +595,26 @@ impl Config {
         for (i, b) in self.builders.iter().enumerate() {
             if self.builders[..i].iter().any(|o| o.name == b.name) {
                 bail!("builder {:?} is declared twice", b.name);
+            }
+            match (b.pipeline.as_deref(), &b.policy) {
+                (None, _) | (Some(go::GO), Some(_)) => {}
+                (Some(go::GO), None) => bail!(
+                    "builder {:?}: pipeline \"go\" needs a catalogue builder as its policy",
+                    b.name
+                ),
+                (Some(other), _) => {
+                    bail!(
+                        "builder {:?}: unknown pipeline {other:?} (known: \"go\")",
+                        b.name
+                    )
+                }
+            }
+            if b.dir.starts_with('/') || b.dir.split('/').any(|p| p == "..") {
+                bail!(
+                    "builder {:?}: dir {:?} must be a relative path inside the work dir",
+                    b.name,
+                    b.dir
+                );
             }
             if b.steps.is_empty() || b.steps.iter().any(Vec::is_empty) {
                 bail!("builder {:?}: every step needs a command", b.name);
@@ -484,8 +628,18 @@ impl Config {
                 );
             }
             for s in &b.sources {
-                if !self.sources.iter().any(|x| &x.name == s) {
-                    bail!("builder {:?}: unknown source {s:?}", b.name);
+                match self.sources.iter().find(|x| &x.name == s) {
+                    None => bail!("builder {:?}: unknown source {s:?}", b.name),
+                    Some(x)
+                        if x.subrepo_of.is_some()
+                            && (b.subrepo_steps.is_empty() || !b.snapshot) =>
+                    {
+                        bail!(
+                            "builder {:?}: it builds the sub-repo {s:?}, so it needs subrepo_steps and snapshot = true",
+                            b.name
+                        )
+                    }
+                    Some(_) => {}
                 }
             }
             if let Some(bs) = &b.bootstrap {
@@ -575,6 +729,10 @@ impl Config {
             && let Some(source) = crate::sources::git::checkout_source(cwd)
         {
             self.sources.push(source);
+        }
+        let catalogue = dashboard_types::catalogue::Catalogue::builtin();
+        for b in &mut self.builders {
+            go::fill(b, &catalogue);
         }
         if self.builders.is_empty() {
             self.builders.push(quick_builder());
@@ -689,6 +847,9 @@ mod tests {
             name: name.into(),
             url: String::new(),
             branches: vec![],
+            subrepo_of: None,
+            go_branch: None,
+            dir: None,
         };
         assert!(routing::builds(&b, &src("anything"), "main", &catalogue));
         b.sources = vec!["other".into()];

@@ -59,22 +59,46 @@ pub fn history(rows: &[(String, i64)]) -> HashMap<String, Duration> {
     out
 }
 
-/// Packs `names` into units and orders them longest first: names starting with
-/// `group_prefix` (non-empty) are grouped in list order, non-`cmd/` before `cmd/` as
+/// The Go 1.20 form of a Go 1.21+ `dist test` name (`fmt` → `go_test:fmt`), which
+/// upstream's policies, groups and history use; names with no such form stay as they are.
+pub fn go120_name(raw: &str) -> String {
+    if raw.contains("go_test:") {
+        return raw.to_owned(); // already the old form (Go 1.20 and before)
+    }
+    let (pkg, variant) = raw.split_once(':').unwrap_or((raw, ""));
+    match (pkg, variant) {
+        ("cmd/internal/testdir", "") => "test:0_1".into(),
+        ("cmd/internal/testdir", v) => format!("test:{v}"),
+        ("cmd/api", "check") => "api".into(),
+        ("cmd/internal/bootstrap_test", _) => "reboot".into(),
+        (_, "race") => "race".into(),
+        (_, "moved_goroot") => "moved_goroot".into(),
+        (p, "nolibgcc") => format!("nolibgcc:{p}"),
+        (p, "racebench") => format!("go_test_bench:{p}"),
+        (p, "") => format!("go_test:{p}"),
+        _ => raw.to_owned(),
+    }
+}
+
+/// Packs `names` into units and orders them longest first: names whose `key` starts
+/// with `group_prefix` (non-empty) are grouped in key order, non-`cmd/` before `cmd/` as
 /// upstream sorts them, while the group's recorded time stays within `group_max`; a
-/// longer one runs alone; every other name runs alone.
+/// longer one runs alone; every other name runs alone. `key` is the name as policies
+/// know it (the name itself, or [`go120_name`]).
 pub fn plan(
     names: &[String],
     history: &HashMap<String, Duration>,
     group_prefix: &str,
     group_max: Duration,
+    key: &dyn Fn(&str) -> String,
 ) -> Vec<Unit> {
     let expected = |n: &str| history.get(n).copied().unwrap_or(UNKNOWN_DURATION);
     let mut units = Vec::new();
-    let mut grouped: Vec<(usize, &String)> = Vec::new();
+    let mut grouped: Vec<(usize, &String, String)> = Vec::new();
     for (i, n) in names.iter().enumerate() {
-        if !group_prefix.is_empty() && n.starts_with(group_prefix) {
-            grouped.push((i, n));
+        let k = key(n);
+        if !group_prefix.is_empty() && k.starts_with(group_prefix) {
+            grouped.push((i, n, k));
         } else {
             units.push(Unit {
                 members: vec![n.clone()],
@@ -83,10 +107,10 @@ pub fn plan(
             });
         }
     }
-    let is_cmd = |n: &str| n[group_prefix.len()..].starts_with("cmd/");
-    grouped.sort_by(|a, b| (is_cmd(a.1), a.1).cmp(&(is_cmd(b.1), b.1)));
+    let is_cmd = |k: &str| k[group_prefix.len()..].starts_with("cmd/");
+    grouped.sort_by(|a, b| (is_cmd(&a.2), &a.2).cmp(&(is_cmd(&b.2), &b.2)));
     let mut current: Option<Unit> = None;
-    for (i, n) in grouped {
+    for (i, n, _) in grouped {
         let d = expected(n);
         match &mut current {
             Some(u) if u.expected + d <= group_max => {
@@ -149,7 +173,8 @@ mod tests {
             ("go_test:net".into(), 99_000), // older: ignored
         ]);
         assert_eq!(h["go_test:os"], Duration::from_secs(4));
-        let units = plan(&listed, &h, "go_test:", Duration::from_secs(10));
+        let same = |n: &str| n.to_owned();
+        let units = plan(&listed, &h, "go_test:", Duration::from_secs(10), &same);
         let got: Vec<(String, u64)> = units
             .iter()
             .map(|u| (u.name(), u.expected.as_secs()))
@@ -164,13 +189,50 @@ mod tests {
             ]
         );
         // Without a prefix every name runs alone.
-        assert_eq!(plan(&listed, &h, "", Duration::from_secs(10)).len(), 5);
+        assert_eq!(
+            plan(&listed, &h, "", Duration::from_secs(10), &same).len(),
+            5
+        );
+        // Go 1.21+ names are grouped by their 1.20 form, and run by their own.
+        let new: Vec<String> = names(&["cmd/go", "os", "fmt", "cmd/api:check", "net"]);
+        let h: HashMap<String, Duration> = [("os", 4), ("fmt", 4), ("net", 3)]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), Duration::from_secs(v)))
+            .collect();
+        let units = plan(&new, &h, "go_test:", Duration::from_secs(10), &|n| {
+            go120_name(n)
+        });
+        let got: Vec<String> = units.iter().map(Unit::name).collect();
+        assert_eq!(got, ["fmt net", "os cmd/go", "cmd/api:check"]);
+    }
+
+    #[test]
+    fn go_names_map_to_their_old_form() {
+        for (new, old) in [
+            ("fmt", "go_test:fmt"),
+            ("go_test:fmt", "go_test:fmt"),
+            ("cmd/api:check", "api"),
+            ("cmd/internal/testdir:2_of_4", "test:2_of_4"),
+            ("cmd/internal/testdir", "test:0_1"),
+            ("cmd/internal/bootstrap_test", "reboot"),
+            ("net:nolibgcc", "nolibgcc:net"),
+            ("runtime:racebench", "go_test_bench:runtime"),
+            ("os/user:osusergo", "os/user:osusergo"),
+        ] {
+            assert_eq!(go120_name(new), old, "{new}");
+        }
     }
 
     #[test]
     fn unknown_units_count_one_second() {
         let listed = names(&["a", "b", "c"]);
-        let units = plan(&listed, &HashMap::new(), "", Duration::from_secs(10));
+        let units = plan(
+            &listed,
+            &HashMap::new(),
+            "",
+            Duration::from_secs(10),
+            &|n| n.to_owned(),
+        );
         assert!(units.iter().all(|u| u.expected == UNKNOWN_DURATION));
         assert_eq!(
             units.iter().map(|u| u.position).collect::<Vec<_>>(),

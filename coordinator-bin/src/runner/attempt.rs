@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use buildlet_proto::BuildletClient;
 use buildlet_proto::api::{ExecRequest, ProcessState};
-use pool::{Lease, LeaseRequest, SchedItem};
+use pool::{Lease, LeaseRequest};
 
 use super::progress::Progress;
 use super::retry::{Attempt, AttemptError, Disposition, classify};
@@ -72,9 +72,7 @@ impl BuildAttempt<'_> {
     /// Leases a buildlet; the first attempt's lease observes the build's queue wait (from
     /// queueing to its buildlet), once per build.
     async fn lease(&self, host_type: &str, first: bool) -> Result<Lease, AttemptError> {
-        let mut item = SchedItem::new(host_type, &self.build.builder);
-        item.repo = self.build.source.clone();
-        item.branch = self.build.branch.clone();
+        let item = super::priority::sched_item(self.build, host_type);
         let lease = self
             .c
             .pool
@@ -100,8 +98,12 @@ impl BuildAttempt<'_> {
             .unwrap_or_default()
     }
 
-    /// Streams the source from `git archive` into the buildlet.
-    async fn push_source(&self, client: &dyn BuildletClient) -> Result<(), AttemptError> {
+    /// Streams the source from `git archive` into `dir` of the buildlet's work dir.
+    async fn push_source(
+        &self,
+        client: &dyn BuildletClient,
+        dir: &str,
+    ) -> Result<(), AttemptError> {
         let mirror = self.c.mirror(&self.build.source).ok_or_else(|| {
             AttemptError::Setup(format!("unknown source {:?}", self.build.source))
         })?;
@@ -111,7 +113,7 @@ impl BuildAttempt<'_> {
         let started = Instant::now();
         self.log.line("pushing the source");
         let reader = Progress::new(archive.stream, self.log.clone());
-        let pushed = client.put_tgz("", Box::new(reader)).await;
+        let pushed = client.put_tgz(dir, Box::new(reader)).await;
         // git's verdict first: a source that could not be archived is not the buildlet's
         // fault, whatever the push says.
         archive
@@ -253,15 +255,18 @@ impl BuildAttempt<'_> {
         }
     }
 
-    /// Runs the builder's `make` steps; `Some(state)` when one ended the build.
-    async fn make(
+    /// Runs `steps` in `dir` (the builder's make steps, or its sub-repo steps); `Some`
+    /// with the build's state when one failed.
+    async fn run_steps(
         &self,
         n: u32,
         index: &mut usize,
         client: &dyn BuildletClient,
         builder: &BuilderConfig,
+        steps: &[Vec<String>],
+        dir: &str,
     ) -> Result<Option<State>, AttemptError> {
-        for step in &builder.steps {
+        for step in steps {
             let Some((cmd, args)) = step.split_first() else {
                 continue;
             };
@@ -272,7 +277,7 @@ impl BuildAttempt<'_> {
             let req = ExecRequest {
                 cmd: cmd.clone(),
                 args: args.to_vec(),
-                dir: ".".into(),
+                dir: dir.to_owned(),
                 env: builder.env.clone(),
                 timeout_secs: builder.step_timeout_secs,
                 ..ExecRequest::default()
@@ -312,6 +317,70 @@ impl BuildAttempt<'_> {
         Ok(None)
     }
 
+    /// A sub-repo build: the parent's snapshot (by this builder, at the build's parent
+    /// revision), the sub-repo's tree in its directory, then the builder's sub-repo steps
+    /// there.
+    async fn subrepo(
+        &self,
+        n: u32,
+        client: &dyn BuildletClient,
+        builder: &BuilderConfig,
+    ) -> Result<State, AttemptError> {
+        let source = self
+            .c
+            .config
+            .sources
+            .iter()
+            .find(|s| s.name == self.build.source)
+            .ok_or_else(|| {
+                AttemptError::Setup(format!("unknown source {:?}", self.build.source))
+            })?;
+        if builder.subrepo_steps.is_empty() {
+            return Err(AttemptError::Setup(format!(
+                "builder {:?} has no subrepo_steps to build the sub-repo {:?} with",
+                builder.name, source.name
+            )));
+        }
+        let key = SnapshotKey::new(&builder.name, &self.build.go_rev);
+        let mut index = 0;
+        let clock = self.clock(n, index, &format!("restore snapshot {key}"));
+        index += 1;
+        let restored = self.restore_snapshot(client, &key).await;
+        let restored = match restored {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(AttemptError::Setup(format!(
+                "the snapshot {key} this sub-repo build starts from is gone (evicted?); \
+                 build {} at {} again first",
+                builder.name, self.build.go_rev
+            ))),
+            Err(e) => Err(e),
+        };
+        self.record(
+            clock,
+            &restored
+                .as_ref()
+                .map_or_else(|e| e.to_string(), |_| "ok".into()),
+        )
+        .await;
+        restored?;
+        let dir = source.checkout_dir();
+        self.step(
+            n,
+            &mut index,
+            &format!("push source into {dir}"),
+            self.push_source(client, dir),
+        )
+        .await?;
+        if let Some(end) = self
+            .run_steps(n, &mut index, client, builder, &builder.subrepo_steps, dir)
+            .await?
+        {
+            return Ok(end);
+        }
+        self.log.line("All steps passed.");
+        Ok(State::Succeeded)
+    }
+
     /// Everything done on the leased buildlet: the tree (from a snapshot, or source,
     /// bootstrap and make), the snapshot, then the tests.
     async fn on_buildlet(
@@ -321,6 +390,9 @@ impl BuildAttempt<'_> {
         name: &str,
         builder: &BuilderConfig,
     ) -> Result<State, AttemptError> {
+        if !self.build.go_rev.is_empty() {
+            return self.subrepo(n, &*client, builder).await;
+        }
         let mut index = 0;
         let key = SnapshotKey::new(&builder.name, self.build.rev());
         let helpers = builder.tests.as_ref().is_some_and(|t| t.helpers > 0);
@@ -340,7 +412,7 @@ impl BuildAttempt<'_> {
         };
         let mut snapshot = restored.then(|| key.clone());
         if !restored {
-            self.step(n, &mut index, "push source", self.push_source(&*client))
+            self.step(n, &mut index, "push source", self.push_source(&*client, ""))
                 .await?;
             if let Some(bs) = &builder.bootstrap {
                 self.step(
@@ -351,7 +423,17 @@ impl BuildAttempt<'_> {
                 )
                 .await?;
             }
-            if let Some(end) = self.make(n, &mut index, &*client, builder).await? {
+            if let Some(end) = self
+                .run_steps(
+                    n,
+                    &mut index,
+                    &*client,
+                    builder,
+                    &builder.steps,
+                    &builder.dir,
+                )
+                .await?
+            {
                 return Ok(end);
             }
             if wants_snapshot {

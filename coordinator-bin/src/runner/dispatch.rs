@@ -1,4 +1,4 @@
-//! The dispatcher: takes queued builds, oldest first, only while their host type has a
+//! The dispatcher: takes queued builds in priority order ([`super::priority`]), only while their host type has a
 //! buildlet to give (in flight < the pool's capacity), so a long queue holds no memory,
 //! processes or connections until a machine can take its builds.
 
@@ -28,7 +28,9 @@ pub async fn dispatch_loop(c: Arc<Coordinator>) {
 /// Claims and starts what can run now; returns how many builds started.
 pub async fn dispatch_once(c: &Arc<Coordinator>) -> Result<usize, crate::store::StoreError> {
     let mut started = 0;
-    for build in c.store.in_state(State::Queued).await? {
+    let mut queued = c.store.in_state(State::Queued).await?;
+    queued.sort_by(super::priority::compare);
+    for build in queued {
         if c.shutdown.is_draining() {
             break;
         }
@@ -55,6 +57,13 @@ pub async fn dispatch_once(c: &Arc<Coordinator>) -> Result<usize, crate::store::
         let host_type = builder.host_type.clone();
         if c.in_flight(&host_type) >= c.config.capacity(&host_type) {
             continue;
+        }
+        // A sub-repo build waits for the snapshot it starts from (§9.1).
+        if !build.go_rev.is_empty() {
+            let key = crate::snapshots::SnapshotKey::new(&build.builder, &build.go_rev);
+            if !c.snapshots.exists(&key).await.unwrap_or(false) {
+                continue;
+            }
         }
         if !c
             .store

@@ -7,6 +7,7 @@
 
 mod attempt;
 pub mod dispatch;
+pub mod priority;
 mod progress;
 pub mod retry;
 pub mod sharded;

@@ -18,7 +18,7 @@ use buildlet_proto::api::{ExecRequest, ProcessState};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use pool::{Lease, LeaseRequest, SchedItem};
+use pool::{Lease, LeaseRequest};
 use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -185,10 +185,40 @@ impl TestRun<'_> {
         main: Arc<dyn BuildletClient>,
         main_name: &str,
     ) -> Result<TestsEnd, AttemptError> {
-        let names = match self.list(&*main).await? {
+        let mut names = match self.list(&*main).await? {
             Ok(names) => names,
             Err(why) => return Ok(TestsEnd::Failed(why)),
         };
+        let key = |n: &str| {
+            if self.tests.go_names {
+                units::go120_name(n)
+            } else {
+                n.to_owned()
+            }
+        };
+        if !self.tests.only.is_empty() {
+            names.retain(|n| {
+                let k = key(n);
+                self.tests.only.iter().any(|p| k.starts_with(p.as_str()))
+            });
+        }
+        if self.tests.policy_filter
+            && let Some(cb) = self
+                .builder
+                .policy
+                .as_deref()
+                .and_then(|p| self.c.catalogue.builder(p))
+        {
+            let before = names.len();
+            names.retain(|n| cb.should_run_dist_test(&key(n), false));
+            if names.len() < before {
+                self.log.line(&format!(
+                    "{} units left out by {}'s policy",
+                    before - names.len(),
+                    cb.name()
+                ));
+            }
+        }
         let history = match self
             .c
             .store
@@ -206,6 +236,7 @@ impl TestRun<'_> {
             &history,
             &self.tests.group_prefix,
             Duration::from_secs(self.tests.group_secs),
+            &key,
         );
         self.log.line(&format!(
             "starting_tests: {} units in {} runs, {} helper(s) wanted",
@@ -292,10 +323,8 @@ impl TestRun<'_> {
     /// Leases helper `n` and puts the snapshot into it; `None` if either fails (the run
     /// goes on without it).
     async fn helper(&self, n: usize, key: &SnapshotKey) -> Option<Worker> {
-        let mut item = SchedItem::new(&self.builder.host_type, &self.builder.name);
+        let mut item = super::priority::sched_item(self.build, &self.builder.host_type);
         item.is_helper = true;
-        item.repo = self.build.source.clone();
-        item.branch = self.build.branch.clone();
         let lease = match self.c.pool.lease(LeaseRequest::new(item)).await {
             Ok(l) => l,
             Err(e) => {
@@ -392,6 +421,11 @@ impl TestRun<'_> {
         let mut cmd = Vec::with_capacity(self.tests.run.len() + unit.members.len());
         for a in &self.tests.run {
             if a == UNITS {
+                for (prefix, args) in &self.tests.branch_args {
+                    if self.build.branch.starts_with(prefix.as_str()) {
+                        cmd.extend(args.iter().cloned());
+                    }
+                }
                 cmd.extend(unit.members.iter().cloned());
             } else {
                 cmd.push(a.clone());

@@ -93,6 +93,9 @@ pub fn checkout_source(cwd: &Path) -> Option<Source> {
         name,
         url: top,
         branches: vec![branch],
+        subrepo_of: None,
+        go_branch: None,
+        dir: None,
     })
 }
 
@@ -368,6 +371,9 @@ mod tests {
             name: "repo".into(),
             url: repo.to_string_lossy().into_owned(),
             branches: vec!["main".into()],
+            subrepo_of: None,
+            go_branch: None,
+            dir: None,
         };
         let mirror = Mirror::new(&dir.join("mirrors"), &source, Duration::from_secs(60));
         mirror.fetch().await.unwrap();

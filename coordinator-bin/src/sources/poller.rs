@@ -45,6 +45,16 @@ async fn poll_source(c: &Coordinator, source: &Source) -> Result<(), String> {
     let Some(mirror) = c.mirror(&source.name) else {
         return Ok(());
     };
+    // A sub-repo's new commits are built against its parent's branch head: until that
+    // is known (the parent polled once), its commits wait for a later poll.
+    let go_rev = crate::ops::go_rev_for(c, source)
+        .await
+        .map_err(|e| e.to_string())?;
+    if source.subrepo_of.is_some() && go_rev.is_none() {
+        tracing::info!(source = %source.name, "sub-repo waits for its parent's first poll");
+        return Ok(());
+    }
+    let go_rev = go_rev.unwrap_or_default();
     mirror.fetch().await.map_err(|e| e.to_string())?;
     for branch in &source.branches {
         let Some(head) = mirror.head(branch).await.map_err(|e| e.to_string())? else {
@@ -78,6 +88,7 @@ async fn poll_source(c: &Coordinator, source: &Source) -> Result<(), String> {
                 branch,
                 commit,
                 builders: &builders,
+                go_rev: &go_rev,
             })
             .collect();
         let queued = c

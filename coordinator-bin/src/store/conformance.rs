@@ -33,6 +33,7 @@ async fn queue(
                 branch,
                 commit: c,
                 builders: &builders,
+                go_rev: "",
             }],
             Some(("src", branch, &c.hash)),
         )

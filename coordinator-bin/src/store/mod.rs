@@ -61,6 +61,9 @@ pub struct Build {
     pub ended: Option<String>,
     /// The buildlet that ran (or runs) it.
     pub buildlet: String,
+    /// For a sub-repo build: the revision of the repo it is built against (Go's), whose
+    /// snapshot it starts from; empty otherwise.
+    pub go_rev: String,
 }
 
 impl Build {
@@ -115,6 +118,8 @@ pub struct NewBuilds<'a> {
     pub commit: &'a Commit,
     /// One build per builder.
     pub builders: &'a [String],
+    /// For a sub-repo: the revision of the repo it is built against.
+    pub go_rev: &'a str,
 }
 
 /// A page of the grid: commits newest first (by their newest build), each with its builds

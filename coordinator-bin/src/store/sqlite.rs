@@ -71,9 +71,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (build, attempt, name)
     );
     CREATE INDEX IF NOT EXISTS units_builder ON units (builder, result);",
+    // 4: sub-repo builds name the revision they are built against.
+    "ALTER TABLE builds ADD COLUMN go_rev TEXT NOT NULL DEFAULT '';",
 ];
 
-const COLUMNS: &str = "id, seq, source, branch, rev, builder, state, attempt, created, started, ended, buildlet, author, date, desc";
+const COLUMNS: &str = "id, seq, source, branch, rev, builder, state, attempt, created, started, ended, buildlet, author, date, desc, go_rev";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Build> {
     let state: String = r.get(6)?;
@@ -101,6 +103,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Build> {
         started: r.get(9)?,
         ended: r.get(10)?,
         buildlet: r.get(11)?,
+        go_rev: r.get(15)?,
     })
 }
 
@@ -189,7 +192,7 @@ impl BuildStore for SqliteStore {
         builds: &[NewBuilds<'_>],
         head: Option<(&str, &str, &str)>,
     ) -> Result<Vec<Build>> {
-        let owned: Vec<(String, String, Commit, Vec<String>)> = builds
+        let owned: Vec<(String, String, Commit, Vec<String>, String)> = builds
             .iter()
             .map(|b| {
                 (
@@ -197,6 +200,7 @@ impl BuildStore for SqliteStore {
                     b.branch.to_owned(),
                     b.commit.clone(),
                     b.builders.to_vec(),
+                    b.go_rev.to_owned(),
                 )
             })
             .collect();
@@ -204,13 +208,13 @@ impl BuildStore for SqliteStore {
         self.call(move |conn| {
             let tx = conn.transaction()?;
             let mut ids = Vec::new();
-            for (source, branch, c, builders) in &owned {
+            for (source, branch, c, builders, go_rev) in &owned {
                 for builder in builders {
                     let id = new_id();
                     tx.execute(
-                        "INSERT INTO builds (id, seq, source, branch, rev, builder, state, created, author, date, desc) \
-                         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds), ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9)",
-                        params![id, source, branch, c.hash, builder, now(), c.author, c.date, c.desc],
+                        "INSERT INTO builds (id, seq, source, branch, rev, builder, state, created, author, date, desc, go_rev) \
+                         VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM builds), ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10)",
+                        params![id, source, branch, c.hash, builder, now(), c.author, c.date, c.desc, go_rev],
                     )?;
                     ids.push(id);
                 }
@@ -474,6 +478,7 @@ mod tests {
                     branch: "main",
                     commit: &c,
                     builders: &["x".into()],
+                    go_rev: "",
                 }],
                 None,
             )

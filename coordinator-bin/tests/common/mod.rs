@@ -250,3 +250,58 @@ pub fn wait_for_or<T>(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// The builder key of `host_type`, asked of `coordinator key`, written to a file for
+/// `buildlet --key-file`.
+pub fn builder_key_file(dir: &Path, cfg: &Path, host_type: &str) -> PathBuf {
+    let out = Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .args(["key", host_type, "--config"])
+        .arg(cfg)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(key.trim().len(), 32);
+    let path = dir.join(format!("{host_type}.key"));
+    std::fs::write(&path, key.trim()).unwrap();
+    path
+}
+
+/// A real `buildlet --reverse-type HOST_TYPE` registering with the coordinator at
+/// `reverse_port` (trusting the CA in its data dir), working in `dir/name`.
+pub fn reverse_buildlet(
+    dir: &Path,
+    host_type: &str,
+    name: &str,
+    reverse_port: u16,
+    key_file: &Path,
+) -> Proc {
+    let ca = dir.join("data/tls/ca.pem");
+    Proc(
+        Command::new(buildlet_proto::testing::buildlet_bin())
+            .args([
+                "--reverse-type",
+                host_type,
+                "--coordinator",
+                &format!("127.0.0.1:{reverse_port}"),
+            ])
+            .args([
+                "--hostname",
+                name,
+                "--halt=false",
+                "--health-addr",
+                "127.0.0.1:0",
+                "--reconnect",
+            ])
+            .arg("--coordinator-ca")
+            .arg(&ca)
+            .arg("--key-file")
+            .arg(key_file)
+            .arg("--workdir")
+            .arg(dir.join(name))
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}

@@ -97,14 +97,16 @@ pub(super) fn dashboard(grid: &GridRows, base: &str) -> Result<Vec<u8>, serde_js
         revisions: grid
             .commits
             .iter()
-            .map(|(source, branch, commit, cells)| BuildRevision {
-                repo: source.clone(),
-                revision: commit.hash.clone(),
-                date: commit.date.clone(),
-                branch: branch.clone(),
-                author: commit.author.clone(),
-                desc: commit.desc.clone(),
-                results: cells
+            .map(|r| BuildRevision {
+                repo: r.source.clone(),
+                revision: r.commit.hash.clone(),
+                go_revision: r.go_rev.clone(),
+                date: r.commit.date.clone(),
+                branch: r.branch.clone(),
+                author: r.commit.author.clone(),
+                desc: r.commit.desc.clone(),
+                results: r
+                    .cells
                     .iter()
                     .map(|cell| match cell {
                         Some(b) if b.state == State::Succeeded => "ok".to_string(),

@@ -17,9 +17,18 @@ pub(super) const PER_PAGE: i64 = 30;
 /// The grid's data: builder columns, and per commit one cell per builder.
 pub(super) struct GridRows {
     pub(super) builders: Vec<String>,
-    #[allow(clippy::type_complexity)]
-    pub(super) commits: Vec<(String, String, Commit, Vec<Option<Build>>)>,
+    pub(super) commits: Vec<GridRow>,
     pub(super) more: bool,
+}
+
+/// One commit of the grid, with the build each builder's cell shows.
+pub(super) struct GridRow {
+    pub(super) source: String,
+    pub(super) branch: String,
+    pub(super) commit: Commit,
+    /// For a sub-repo commit: the revision it was built against (the newest build's).
+    pub(super) go_rev: String,
+    pub(super) cells: Vec<Option<Build>>,
 }
 
 /// The build a grid cell shows among a commit's builds of one builder (newest first):
@@ -51,7 +60,18 @@ async fn grid_rows(c: &crate::Coordinator, page: i64) -> Result<GridRows, Error>
                 .iter()
                 .map(|name| cell_build(builds.iter().filter(|b| &b.builder == name)).cloned())
                 .collect();
-            (source, branch, commit, cells)
+            let go_rev = builds
+                .iter()
+                .map(|b| b.go_rev.clone())
+                .find(|r| !r.is_empty())
+                .unwrap_or_default();
+            GridRow {
+                source,
+                branch,
+                commit,
+                go_rev,
+                cells,
+            }
         })
         .collect();
     Ok(GridRows {
@@ -85,6 +105,8 @@ struct Row {
     date: String,
     author: String,
     desc: String,
+    go_rev: String,
+    go_short: String,
     cells: Vec<Option<Cell>>,
 }
 
@@ -151,15 +173,17 @@ pub(super) async fn grid(State(c): State<Shared>, Query(p): Query<GridParams>) -
             rows: rows
                 .commits
                 .iter()
-                .map(|(source, branch, commit, cells)| Row {
-                    source: source.clone(),
-                    rev: commit.hash.clone(),
-                    short: short(&commit.hash).to_string(),
-                    branch: branch.clone(),
-                    date: minute(&commit.date),
-                    author: commit.author.clone(),
-                    desc: commit.desc.clone(),
-                    cells: cells.iter().map(|b| b.as_ref().map(cell)).collect(),
+                .map(|r| Row {
+                    source: r.source.clone(),
+                    rev: r.commit.hash.clone(),
+                    short: short(&r.commit.hash).to_string(),
+                    branch: r.branch.clone(),
+                    date: minute(&r.commit.date),
+                    author: r.commit.author.clone(),
+                    desc: r.commit.desc.clone(),
+                    go_short: short(&r.go_rev).to_string(),
+                    go_rev: r.go_rev.clone(),
+                    cells: r.cells.iter().map(|b| b.as_ref().map(cell)).collect(),
                 })
                 .collect(),
             builders: rows.builders,
@@ -197,6 +221,8 @@ struct UnitRow {
 #[template(path = "build.html")]
 struct BuildPage {
     units: Vec<UnitRow>,
+    /// A queued sub-repo build whose starting snapshot does not exist yet.
+    waiting_snapshot: bool,
     refresh: bool,
     b: Build,
     short: String,
@@ -211,6 +237,13 @@ pub(super) async fn build(State(c): State<Shared>, Path(id): Path<String>) -> Re
     let b = ops::get(&c, &id).await?;
     let steps = c.store.steps(&id).await?;
     let units = c.store.units(&id).await?;
+    let waiting_snapshot = b.state == BuildState::Queued
+        && !b.go_rev.is_empty()
+        && !c
+            .snapshots
+            .exists(&crate::snapshots::SnapshotKey::new(&b.builder, &b.go_rev))
+            .await
+            .unwrap_or(false);
     let position = if b.state.is_final() || b.state == BuildState::Running {
         None
     } else {
@@ -233,6 +266,7 @@ pub(super) async fn build(State(c): State<Shared>, Path(id): Path<String>) -> Re
         state: b.state.as_str(),
         position,
         took,
+        waiting_snapshot,
         units: units
             .into_iter()
             .map(|u| UnitRow {
@@ -299,6 +333,7 @@ struct ActiveRow {
 #[derive(serde::Serialize)]
 struct QueueRow {
     id: String,
+    source: String,
     builder: String,
     short: String,
     state: &'static str,
@@ -393,6 +428,7 @@ pub(super) async fn status(State(c): State<Shared>, Query(p): Query<StatusParams
             .iter()
             .map(|(b, position)| QueueRow {
                 id: b.id.clone(),
+                source: b.source.clone(),
                 builder: b.builder.clone(),
                 short: short(b.rev()).to_string(),
                 state: b.state.as_str(),
