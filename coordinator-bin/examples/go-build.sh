@@ -27,7 +27,7 @@ echo "work dir: $work"
 echo "go tree:  $goroot ($(go version))"
 
 cargo build --release -q -p coordinator-bin --bin coordinator --manifest-path "$root/Cargo.toml"
-coordinator="$root/target/release/coordinator"
+coordinator="${CARGO_TARGET_DIR:-$root/target}/release/coordinator"
 
 # The source: the Go tree as one commit.
 src="$work/go"

@@ -261,7 +261,8 @@ pub struct BuilderConfig {
     /// Host type of the buildlets it runs on.
     pub host_type: String,
     /// The `make` steps: commands run in order in the checked-out source; the first
-    /// failure fails the build.
+    /// failure fails the build. Optional with `pipeline = "go"`, which fills them.
+    #[serde(default)]
     pub steps: Vec<Vec<String>>,
     /// Extra `KEY=VALUE` environment for every step.
     #[serde(default)]
@@ -616,7 +617,13 @@ impl Config {
                     b.dir
                 );
             }
-            if b.steps.is_empty() || b.steps.iter().any(Vec::is_empty) {
+            if b.steps.is_empty() {
+                bail!(
+                    "builder {:?} has no steps: give it steps, or pipeline = \"go\" with a catalogue policy",
+                    b.name
+                );
+            }
+            if b.steps.iter().chain(&b.subrepo_steps).any(Vec::is_empty) {
                 bail!("builder {:?}: every step needs a command", b.name);
             }
             if let Some(p) = &b.policy
