@@ -39,7 +39,8 @@ fn units() -> (String, Vec<u64>) {
 
 fn config(dir: &Path, builders: &str) -> Config {
     let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\npoll_secs = 3600\n\n[[sources]]\nname = \"repo\"\nurl = {url:?}\nbranches = [\"main\"]\n{builders}",
+        // No branches: nothing is polled, so only the builds the bench queues run.
+        "listen = \"127.0.0.1:0\"\ndata_dir = {data:?}\npoll_secs = 3600\n\n[[sources]]\nname = \"repo\"\nurl = {url:?}\nbranches = []\n{builders}",
         data = dir.join("data").display().to_string(),
         url = dir.join("repo").display().to_string(),
     );
@@ -113,10 +114,18 @@ fn peak_rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The buildlet counts measured (`PIPELINE_WORKERS=2,4` to measure some).
+fn bench_workers() -> Vec<usize> {
+    std::env::var("PIPELINE_WORKERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 2, 4, 8])
+}
+
 async fn sharding(out: &mut Vec<String>) {
     let (text, millis) = units();
     let serial: u64 = millis.iter().sum();
-    for workers in [1usize, 2, 4, 8] {
+    for workers in bench_workers() {
         let dir = tempfile::tempdir().unwrap();
         fixture::commit_units(&dir.path().join("repo"), &text, "200 units");
         let builders = format!(
@@ -133,6 +142,12 @@ async fn sharding(out: &mut Vec<String>) {
             .find(|s| s.name == "tests")
             .map(|s| s.millis)
             .expect("a tests step") as f64;
+        let log = c.store.log(&ids[0]).await.unwrap().unwrap_or_default();
+        for line in String::from_utf8_lossy(&log).lines() {
+            if line.starts_with("helper") || line.starts_with("starting_tests") {
+                println!("  {line}");
+            }
+        }
         let recorded = c.store.units(&ids[0]).await.unwrap();
         assert_eq!(recorded.len(), UNITS);
         let overhead: Vec<f64> = recorded
@@ -222,9 +237,12 @@ fn main() {
     let mut out = Vec::new();
     rt.block_on(async {
         sharding(&mut out).await;
-        throughput(&mut out).await;
+        if std::env::var("PIPELINE_WORKERS").is_err() {
+            throughput(&mut out).await;
+        }
     });
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion/pipeline-ratios.txt");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion/pipeline-ratios.txt");
     let _ = std::fs::create_dir_all(path.parent().unwrap());
     std::fs::write(&path, out.join("\n") + "\n").unwrap();
 }

@@ -67,10 +67,11 @@ reverse_listen = "127.0.0.1:0"
 data_dir = "$work/data"
 poll_secs = 3600
 
+# No branches: nothing is polled, so only the builds this script asks for run.
 [[sources]]
 name = "go"
 url = "$src"
-branches = ["master"]
+branches = []
 $builders
 [pools.local]
 host-go = $((max + 1))

@@ -40,6 +40,8 @@ pub mod shutdown;
 pub mod snapshots;
 pub mod sources;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod tls;
 
 pub use app::{BUILDS_DB, Coordinator, LOCK_FILE, PERF_DB};

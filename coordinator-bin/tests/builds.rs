@@ -92,12 +92,7 @@ fn commits_are_built_and_failures_link_their_logs() {
         "{html}"
     );
     // Metrics count them.
-    let (_, metrics) = http(port, "GET", "/metrics", "");
-    assert!(
-        metrics
-            .contains("coordinator_builds_finished_total{builder=\"script\",result=\"failed\"} 1"),
-        "{metrics}"
-    );
+    assert_finished(port, "script", "failed", 1);
 }
 
 #[test]

@@ -263,12 +263,7 @@ fn a_unit_whose_buildlet_dies_is_retried_on_another_with_one_result() {
         build["attempt"], 1,
         "the unit was retried, not the build: {build}"
     );
-    let (_, metrics) = http(port, "GET", "/metrics", "");
-    assert!(
-        metrics
-            .contains("coordinator_builds_finished_total{builder=\"rev\",result=\"succeeded\"} 1"),
-        "exactly one build result: {metrics}"
-    );
+    assert_finished(port, "rev", "succeeded", 1);
     drop(machines);
 }
 

@@ -93,11 +93,6 @@ fn reverse_buildlets_take_their_builds_and_a_lost_one_is_retried_once() {
     assert!(log.contains("retrying on another buildlet"), "{log}");
     assert!(log.contains("All steps passed."), "{log}");
     assert_eq!(cell(&grid(port), &rev, "rev"), "ok");
-    let (_, metrics) = http(port, "GET", "/metrics", "");
-    assert!(
-        metrics
-            .contains("coordinator_builds_finished_total{builder=\"rev\",result=\"succeeded\"} 1"),
-        "exactly one result: {metrics}"
-    );
+    assert_finished(port, "rev", "succeeded", 1);
     drop((a, b));
 }

@@ -24,6 +24,9 @@ pub(super) struct BuildAttempt<'a> {
     pub(super) c: &'a Coordinator,
     pub(super) build: &'a Build,
     pub(super) log: Arc<LiveLog>,
+    /// Set when the attempt's own buildlet was lost during the tests, which its helpers
+    /// finished: the result stands, and the machine is retired, not given back.
+    pub(super) main_lost: std::sync::atomic::AtomicBool,
 }
 
 /// Records one step as it ends.
@@ -170,21 +173,21 @@ impl BuildAttempt<'_> {
 
 impl BuildAttempt<'_> {
     /// Runs `what` as step `index` of attempt `n`, recording its result.
-    async fn step<F>(
+    async fn step<T, F>(
         &self,
         n: u32,
         index: &mut usize,
         name: &str,
         what: F,
-    ) -> Result<(), AttemptError>
+    ) -> Result<T, AttemptError>
     where
-        F: std::future::Future<Output = Result<(), AttemptError>>,
+        F: std::future::Future<Output = Result<T, AttemptError>>,
     {
         let clock = self.clock(n, *index, name);
         *index += 1;
         let r = what.await;
         match &r {
-            Ok(()) => self.record(clock, "ok").await,
+            Ok(_) => self.record(clock, "ok").await,
             Err(e) => self.record(clock, &e.to_string()).await,
         }
         r
@@ -343,26 +346,18 @@ impl BuildAttempt<'_> {
         }
         let key = SnapshotKey::new(&builder.name, &self.build.go_rev);
         let mut index = 0;
-        let clock = self.clock(n, index, &format!("restore snapshot {key}"));
-        index += 1;
-        let restored = self.restore_snapshot(client, &key).await;
-        let restored = match restored {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(AttemptError::Setup(format!(
-                "the snapshot {key} this sub-repo build starts from is gone (evicted?); \
-                 build {} at {} again first",
-                builder.name, self.build.go_rev
-            ))),
-            Err(e) => Err(e),
+        let restore = async {
+            match self.restore_snapshot(client, &key).await? {
+                true => Ok(()),
+                false => Err(AttemptError::Setup(format!(
+                    "the snapshot {key} this sub-repo build starts from is gone (evicted?); \
+                     build {} at {} again first",
+                    builder.name, self.build.go_rev
+                ))),
+            }
         };
-        self.record(
-            clock,
-            &restored
-                .as_ref()
-                .map_or_else(|e| e.to_string(), |_| "ok".into()),
-        )
-        .await;
-        restored?;
+        self.step(n, &mut index, &format!("restore snapshot {key}"), restore)
+            .await?;
         let dir = source.checkout_dir();
         self.step(
             n,
@@ -398,15 +393,13 @@ impl BuildAttempt<'_> {
         let helpers = builder.tests.as_ref().is_some_and(|t| t.helpers > 0);
         let wants_snapshot = builder.snapshot || helpers;
         let restored = if wants_snapshot && self.c.snapshots.exists(&key).await.unwrap_or(false) {
-            let clock = self.clock(n, index, "restore snapshot");
-            index += 1;
-            let r = self.restore_snapshot(&*client, &key).await;
-            self.record(
-                clock,
-                &r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into()),
+            self.step(
+                n,
+                &mut index,
+                "restore snapshot",
+                self.restore_snapshot(&*client, &key),
             )
-            .await;
-            r?
+            .await?
         } else {
             false
         };
@@ -437,15 +430,15 @@ impl BuildAttempt<'_> {
                 return Ok(end);
             }
             if wants_snapshot {
-                let clock = self.clock(n, index, "save snapshot");
-                index += 1;
-                let r = self.save_snapshot(&*client, &key).await;
-                self.record(
-                    clock,
-                    &r.as_ref().map_or_else(|e| e.to_string(), |_| "ok".into()),
-                )
-                .await;
-                if r? {
+                let saved = self
+                    .step(
+                        n,
+                        &mut index,
+                        "save snapshot",
+                        self.save_snapshot(&*client, &key),
+                    )
+                    .await?;
+                if saved {
                     snapshot = Some(key.clone());
                 }
             }
@@ -466,6 +459,7 @@ impl BuildAttempt<'_> {
             log: self.log.clone(),
             attempt: n,
             snapshot,
+            main_lost: &self.main_lost,
         };
         let clock = self.clock(n, index, "tests");
         let r = run.run(client, name).await;

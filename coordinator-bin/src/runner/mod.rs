@@ -58,6 +58,7 @@ pub(crate) async fn run_build(c: Arc<Coordinator>, build: Build, running: Arc<Ru
         c: &c,
         build: &build,
         log: log.clone(),
+        main_lost: Default::default(),
     };
     let outcome = tokio::select! {
         s = retry::run_attempts(&attempt) => Outcome::Result(s),
@@ -91,4 +92,7 @@ pub(crate) async fn run_build(c: Arc<Coordinator>, build: Build, running: Arc<Ru
         Err(e) => tracing::error!(error = %e, "recording the result"),
     }
     c.running_remove(&build.id);
+    // Its machine is free again: the dispatcher starts the next build now, not at its
+    // next periodic look at the queue.
+    c.work.notify_one();
 }

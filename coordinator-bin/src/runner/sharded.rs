@@ -130,6 +130,8 @@ pub(super) struct TestRun<'a> {
     pub(super) attempt: u32,
     /// The snapshot helpers start from, if one was stored.
     pub(super) snapshot: Option<SnapshotKey>,
+    /// Set when the build's own buildlet is lost (it has no lease here to retire).
+    pub(super) main_lost: &'a std::sync::atomic::AtomicBool,
 }
 
 impl TestRun<'_> {
@@ -408,8 +410,11 @@ impl TestRun<'_> {
                     "buildlet {} lost; its unit goes to another",
                     w.name
                 ));
-                if let Some(lease) = w.lease {
-                    lease.destroy();
+                match w.lease {
+                    Some(lease) => lease.destroy(),
+                    None => self
+                        .main_lost
+                        .store(true, std::sync::atomic::Ordering::Relaxed),
                 }
                 return;
             }

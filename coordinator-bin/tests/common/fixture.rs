@@ -85,4 +85,3 @@ pub fn commit_units(repo: &Path, units: &str, message: &str) -> String {
     git(repo, &["commit", "-q", "-m", message]);
     git(repo, &["rev-parse", "HEAD"])
 }
-

@@ -289,3 +289,13 @@ pub fn reverse_buildlet(
             .unwrap(),
     )
 }
+
+/// Asserts the coordinator counted exactly `n` finished builds of `builder` with `result`
+/// (the metric that shows a build recorded one result).
+pub fn assert_finished(port: u16, builder: &str, result: &str, n: u64) {
+    let (_, metrics) = http(port, "GET", "/metrics", "");
+    let line = format!(
+        "coordinator_builds_finished_total{{builder=\"{builder}\",result=\"{result}\"}} {n}"
+    );
+    assert!(metrics.contains(&line), "want {line}: {metrics}");
+}

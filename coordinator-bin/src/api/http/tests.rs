@@ -2,7 +2,6 @@
 //! a git mirror of a generated repository, local buildlets); workers are not started, so
 //! builds are put in each state through the store.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -10,53 +9,9 @@ use axum::http::{Request, StatusCode, header};
 use tower::ServiceExt;
 
 use crate::Coordinator;
-use crate::config::Config;
 use crate::model::{Event, State};
 use crate::store::{Detail, Step};
-
-/// A repository with one commit; returns its hash.
-fn repo(dir: &Path) -> String {
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=T", "-c", "user.email=t@example.invalid"])
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    std::fs::create_dir_all(dir).unwrap();
-    git(&["init", "-q", "-b", "main"]);
-    std::fs::write(dir.join("README"), "hello\n").unwrap();
-    git(&["add", "README"]);
-    git(&["commit", "-q", "-m", "first commit"]);
-    git(&["rev-parse", "HEAD"])
-}
-
-struct Fixture {
-    c: Arc<Coordinator>,
-    rev: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let rev = repo(&dir.path().join("repo"));
-    let mut cfg = Config {
-        data_dir: dir.path().join("data"),
-        reverse_listen: None,
-        ..Config::default()
-    }
-    .with_defaults(&dir.path().join("repo"));
-    cfg.pools
-        .local
-        .insert(crate::config::LOCAL_HOST_TYPE.into(), 1);
-    let c = Coordinator::open(cfg).await.unwrap();
-    c.mirror("repo").unwrap().fetch().await.unwrap();
-    Fixture { c, rev, _dir: dir }
-}
+use crate::testing::fixture;
 
 struct Reply {
     status: StatusCode,
