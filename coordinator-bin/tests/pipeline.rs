@@ -176,6 +176,11 @@ fn sharded_tests_on_zero_one_and_three_helpers() {
         .find(|u| u["name"] == "broken")
         .expect("the failing unit is recorded");
     assert_eq!(broken["result"], "exit status 1");
+    let output = broken["output"].as_str().unwrap();
+    assert!(
+        output.starts_with("##### broken\n"),
+        "banner rendered: {output}"
+    );
 
     // A hung unit hits its timeout, with upstream's message.
     let hung = commit_units(&repo, "quick pass 10\nstuck hang\n", "one unit hangs");

@@ -478,7 +478,8 @@ impl TestRun<'_> {
                 Some(Verdict::Failed(why)) => why.clone(),
                 _ => "ok".to_owned(),
             };
-            s.outputs[run.unit] = Some(self.render(&output));
+            let output = self.render(&output);
+            s.outputs[run.unit] = Some(output.clone());
             while s.printed < s.print_order.len() {
                 let next = s.print_order[s.printed];
                 let Some(text) = s.outputs[next].take() else {
