@@ -388,4 +388,34 @@ host-test = 2
         html.contains(&format!("on go <code title=\"{go_rev}\">")),
         "{html}"
     );
+
+    // A parent revision that fails to build leaves nothing to build on: the sub-repo
+    // build built against it fails and says why, instead of waiting for ever.
+    std::fs::write(go.join("make.sh"), "#!/bin/sh\necho broken make; exit 1\n").unwrap();
+    git(&go, &["commit", "-q", "-a", "-m", "a broken make"]);
+    let broken_go = git(&go, &["rev-parse", "HEAD"]);
+    std::fs::write(x.join("more"), "x\n").unwrap();
+    git(&x, &["add", "more"]);
+    git(&x, &["commit", "-q", "-m", "more"]);
+    let x_rev2 = git(&x, &["rev-parse", "HEAD"]);
+    let row = wait_for(
+        "the sub-repo build on the broken parent to end",
+        120,
+        || {
+            let g = grid(port);
+            let row = g["revisions"]
+                .as_array()?
+                .iter()
+                .find(|r| r["revision"] == x_rev2.as_str())?
+                .clone();
+            (!cell(&g, &x_rev2, "gob").is_empty()).then_some(row)
+        },
+    );
+    assert_eq!(row["goRevision"], broken_go.as_str());
+    let url = cell(&grid(port), &x_rev2, "gob");
+    let (_, log) = http(port, "GET", &url[url.find("/log/").unwrap()..], "");
+    assert!(
+        log.contains(&format!("go at {broken_go} did not build on gob (failed")),
+        "{log}"
+    );
 }

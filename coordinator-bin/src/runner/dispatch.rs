@@ -9,7 +9,8 @@ use tracing::Instrument;
 
 use crate::Coordinator;
 use crate::model::{Event, State};
-use crate::store::Detail;
+use crate::snapshots::SnapshotKey;
+use crate::store::{Build, Detail, StoreError};
 
 /// Dispatches now and whenever work arrives, until shutdown begins.
 pub async fn dispatch_loop(c: Arc<Coordinator>) {
@@ -36,22 +37,11 @@ pub async fn dispatch_once(c: &Arc<Coordinator>) -> Result<usize, crate::store::
         }
         let Some(builder) = c.config.builder(&build.builder) else {
             // A builder removed from the configuration: the build can never run.
-            if c.store
-                .apply(&build.id, Event::Claim, Detail::default())
-                .await?
-            {
-                let log = format!(
-                    "unknown builder {:?}: not in the configuration\n",
-                    build.builder
-                );
-                c.store
-                    .apply(
-                        &build.id,
-                        Event::Finish(State::Failed),
-                        Detail::log(log.into_bytes()),
-                    )
-                    .await?;
-            }
+            let why = format!(
+                "unknown builder {:?}: not in the configuration",
+                build.builder
+            );
+            fail_queued(c, &build.id, &why).await?;
             continue;
         };
         let host_type = builder.host_type.clone();
@@ -60,9 +50,13 @@ pub async fn dispatch_once(c: &Arc<Coordinator>) -> Result<usize, crate::store::
         }
         // A sub-repo build waits for the snapshot it starts from (§9.1).
         if !build.go_rev.is_empty() {
-            let key = crate::snapshots::SnapshotKey::new(&build.builder, &build.go_rev);
-            if !c.snapshots.exists(&key).await.unwrap_or(false) {
-                continue;
+            match subrepo_gate(c, &build).await? {
+                Gate::Ready => {}
+                Gate::Wait => continue,
+                Gate::Fail(why) => {
+                    fail_queued(c, &build.id, &why).await?;
+                    continue;
+                }
             }
         }
         if !c
@@ -81,6 +75,72 @@ pub async fn dispatch_once(c: &Arc<Coordinator>) -> Result<usize, crate::store::
         started += 1;
     }
     Ok(started)
+}
+
+/// Ends a queued build that can never run, with `why` as its log.
+async fn fail_queued(c: &Coordinator, id: &str, why: &str) -> Result<(), StoreError> {
+    if c.store.apply(id, Event::Claim, Detail::default()).await? {
+        c.store
+            .apply(
+                id,
+                Event::Finish(State::Failed),
+                Detail::log(format!("{why}\n").into_bytes()),
+            )
+            .await?;
+    }
+    Ok(())
+}
+
+/// Whether a sub-repo build can start.
+enum Gate {
+    /// Its snapshot exists.
+    Ready,
+    /// Its parent's build has not made the snapshot yet.
+    Wait,
+    /// It never will: why.
+    Fail(String),
+}
+
+async fn subrepo_gate(c: &Coordinator, build: &Build) -> Result<Gate, StoreError> {
+    let key = SnapshotKey::new(&build.builder, &build.go_rev);
+    if c.snapshots.exists(&key).await.unwrap_or(false) {
+        return Ok(Gate::Ready);
+    }
+    let Some(parent) = c
+        .config
+        .sources
+        .iter()
+        .find(|s| s.name == build.source)
+        .and_then(|s| s.subrepo_of.clone())
+    else {
+        return Ok(Gate::Fail(format!(
+            "{:?} is no longer a sub-repo in the configuration; nothing to build it against",
+            build.source
+        )));
+    };
+    let made = c
+        .store
+        .latest(&parent, &build.go_rev, &build.builder)
+        .await?;
+    Ok(match made {
+        Some(p) if p.state == State::Succeeded => Gate::Fail(format!(
+            "{parent} at {} built on {} ({}/build/{}) but its snapshot is gone (evicted?): \
+             retry that build, then this one",
+            build.go_rev,
+            build.builder,
+            c.base_url(),
+            p.id
+        )),
+        Some(p) if p.state.is_final() => Gate::Fail(format!(
+            "{parent} at {} did not build on {} ({}: {}/build/{}): no snapshot to build on",
+            build.go_rev,
+            build.builder,
+            p.state,
+            c.base_url(),
+            p.id
+        )),
+        _ => Gate::Wait,
+    })
 }
 
 #[cfg(test)]

@@ -219,6 +219,33 @@ async fn units_and_their_history(store: &dyn BuildStore) {
         .add_unit(&newer.id, &unit("d", "exit status 1", 10))
         .await
         .unwrap();
+    // The newest build of a (source, revision, builder).
+    let latest = store
+        .latest(&newer.source, newer.rev(), &newer.builder)
+        .await
+        .unwrap()
+        .expect("a build");
+    assert_eq!(
+        latest.seq,
+        store
+            .recent(100)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|b| {
+                b.source == newer.source && b.rev() == newer.rev() && b.builder == newer.builder
+            })
+            .map(|b| b.seq)
+            .max()
+            .unwrap()
+    );
+    assert!(
+        store
+            .latest("nope", newer.rev(), &newer.builder)
+            .await
+            .unwrap()
+            .is_none()
+    );
     let units = store.units(&newer.id).await.unwrap();
     let names: Vec<&str> = units.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names, ["b c", "a", "d"], "slowest first");

@@ -180,6 +180,10 @@ pub trait BuildStore: Send + Sync + std::fmt::Debug {
     /// A finished build's log.
     async fn log(&self, id: &str) -> Result<Option<Vec<u8>>>;
 
+    /// The newest build of `builder` at `rev` of `source` (a sub-repo build asks after
+    /// its parent's).
+    async fn latest(&self, source: &str, rev: &str, builder: &str) -> Result<Option<Build>>;
+
     /// The head last seen of a branch.
     async fn head(&self, source: &str, branch: &str) -> Result<Option<String>>;
 

@@ -424,6 +424,22 @@ impl BuildStore for SqliteStore {
         .await
     }
 
+    async fn latest(&self, source: &str, rev: &str, builder: &str) -> Result<Option<Build>> {
+        let key = [source.to_string(), rev.to_string(), builder.to_string()];
+        self.call(move |conn| {
+            conn.query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM builds WHERE source = ?1 AND rev = ?2 AND builder = ?3 \
+                     ORDER BY seq DESC LIMIT 1"
+                ),
+                params_from_iter(key.iter()),
+                row,
+            )
+            .optional()
+        })
+        .await
+    }
+
     async fn head(&self, source: &str, branch: &str) -> Result<Option<String>> {
         let (s, b) = (source.to_string(), branch.to_string());
         self.call(move |conn| {
