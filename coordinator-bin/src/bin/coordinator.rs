@@ -41,7 +41,7 @@ enum Command {
         /// A TOML configuration file.
         #[arg(long, env = "COORDINATOR_CONFIG")]
         config: Option<PathBuf>,
-        /// Where builds, logs, perf data and git mirrors are kept (overrides the file).
+        /// Where builds, logs, perf data, snapshots and git mirrors are kept (overrides the file).
         #[arg(long, env = "COORDINATOR_DATA_DIR")]
         data_dir: Option<PathBuf>,
         /// HTTP address (overrides the file; default 127.0.0.1:8880).

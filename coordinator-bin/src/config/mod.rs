@@ -95,7 +95,7 @@ macro_rules! bail {
 pub struct Config {
     /// HTTP address of the web UI and API.
     pub listen: SocketAddr,
-    /// Where builds, logs, perf data and git mirrors are kept.
+    /// Where builds, logs, perf data, snapshots and git mirrors are kept.
     pub data_dir: PathBuf,
     /// TLS address where reverse buildlets register (`/reverse`, `/revdial`); `None`
     /// turns reverse buildlets off.
