@@ -412,6 +412,19 @@ host-test = 2
         },
     );
     assert_eq!(row["goRevision"], broken_go.as_str());
+    // The sub-repo's earlier head was queued again against the new parent head too:
+    // its row now shows that revision (its newest build's).
+    wait_for(
+        "the earlier sub-repo head rebuilt against the new parent",
+        60,
+        || {
+            grid(port)["revisions"]
+                .as_array()?
+                .iter()
+                .any(|r| r["revision"] == x_rev.as_str() && r["goRevision"] == broken_go.as_str())
+                .then_some(())
+        },
+    );
     let url = cell(&grid(port), &x_rev2, "gob");
     let (_, log) = http(port, "GET", &url[url.find("/log/").unwrap()..], "");
     assert!(

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::Coordinator;
 use crate::config::Source;
-use crate::store::NewBuilds;
+use crate::store::{Commit, NewBuilds};
 
 /// At most this many new commits are queued per branch and poll (a force-push or a long
 /// absence should not flood the queue); on first sight of a branch only its head is built.
@@ -74,14 +74,8 @@ async fn poll_source(c: &Coordinator, source: &Source) -> Result<(), String> {
             None => mirror.commit(&head).await.map(|c| vec![c]),
         }
         .map_err(|e| e.to_string())?;
-        let builders: Vec<String> = c
-            .config
-            .builders
-            .iter()
-            .filter(|b| crate::config::routing::builds(b, source, branch, &c.catalogue))
-            .map(|b| b.name.clone())
-            .collect();
-        let batch: Vec<NewBuilds<'_>> = commits
+        let builders = builders_of(c, source, branch);
+        let mut batch: Vec<NewBuilds<'_>> = commits
             .iter()
             .map(|commit| NewBuilds {
                 source: &source.name,
@@ -91,6 +85,20 @@ async fn poll_source(c: &Coordinator, source: &Source) -> Result<(), String> {
                 go_rev: &go_rev,
             })
             .collect();
+        // A new head of a parent: its sub-repos' heads are built again against it, as
+        // upstream's dashboard showed each sub-repo at tip against every Go revision.
+        let subrepos = subrepo_heads(c, source, branch).await?;
+        batch.extend(
+            subrepos
+                .iter()
+                .map(|(sub, sub_branch, commit, builders)| NewBuilds {
+                    source: &sub.name,
+                    branch: sub_branch,
+                    commit,
+                    builders,
+                    go_rev: &head,
+                }),
+        );
         let queued = c
             .store
             .enqueue_commits(&batch, Some((&source.name, branch, &head)))
@@ -102,4 +110,51 @@ async fn poll_source(c: &Coordinator, source: &Source) -> Result<(), String> {
         c.work.notify_one();
     }
     Ok(())
+}
+
+/// The builders that build `branch` of `source`.
+fn builders_of(c: &Coordinator, source: &Source, branch: &str) -> Vec<String> {
+    c.config
+        .builders
+        .iter()
+        .filter(|b| crate::config::routing::builds(b, source, branch, &c.catalogue))
+        .map(|b| b.name.clone())
+        .collect()
+}
+
+/// The sub-repos built against `branch` of `parent`, each with its branch, its last
+/// polled head's commit and its builders (sub-repos not polled yet have none).
+async fn subrepo_heads<'a>(
+    c: &'a Coordinator,
+    parent: &Source,
+    branch: &str,
+) -> Result<Vec<(&'a Source, &'a str, Commit, Vec<String>)>, String> {
+    let mut out = Vec::new();
+    for sub in &c.config.sources {
+        if sub
+            .parent(&c.config)
+            .is_none_or(|(p, b)| p.name != parent.name || b != branch)
+        {
+            continue;
+        }
+        let Some(mirror) = c.mirror(&sub.name) else {
+            continue;
+        };
+        for sub_branch in &sub.branches {
+            let head = c
+                .store
+                .head(&sub.name, sub_branch)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(head) = head else { continue };
+            let commit = mirror.commit(&head).await.map_err(|e| e.to_string())?;
+            out.push((
+                sub,
+                sub_branch.as_str(),
+                commit,
+                builders_of(c, sub, sub_branch),
+            ));
+        }
+    }
+    Ok(out)
 }
