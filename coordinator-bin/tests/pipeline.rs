@@ -193,8 +193,21 @@ fn sharded_tests_on_zero_one_and_three_helpers() {
     );
 }
 
-#[test]
-fn a_unit_whose_buildlet_dies_is_retried_on_another_with_one_result() {
+/// A finished build of the victim fixture on real reverse buildlets.
+struct VictimRun {
+    port: u16,
+    log: String,
+    units: Vec<serde_json::Value>,
+    build: serde_json::Value,
+    _coordinator: Coord,
+    _machines: Vec<Option<Proc>>,
+    _dir: tempfile::TempDir,
+}
+
+/// Builds a fixture whose `victim` unit records its buildlet's pid, on `machines` real
+/// reverse buildlets with `helpers` helpers, and kills that buildlet as soon as the unit
+/// runs; the unit passes when it runs again elsewhere.
+fn run_victim(helpers: usize, machines: usize) -> VictimRun {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let make_log = dir.path().join("make.log");
@@ -205,25 +218,24 @@ fn a_unit_whose_buildlet_dies_is_retried_on_another_with_one_result() {
         "a pass 300\nb pass 300\nvictim victim\nc pass 300\nd pass 300\n",
         "a unit whose buildlet dies",
     );
-    let text = builder("rev", 2, &make_log)
-        .replace("host-rev\"", "host-rev\"\n# three reverse machines")
+    let text = builder("rev", helpers, &make_log)
         .replace(
             "MAKE_LOG=",
             &format!("VICTIM_DIR={}\", \"MAKE_LOG=", victim_dir.display()),
         )
         .replace("unit_timeout_secs = 2", "unit_timeout_secs = 120")
-        + "\n[pools.reverse]\nhost-rev = 3\n";
+        + &format!("\n[pools.reverse]\nhost-rev = {machines}\n");
     let cfg = config(dir.path(), &repo, &text);
     let c = start(&cfg);
     let (port, reverse_port) = (c.port, c.reverse_port);
     let key = builder_key_file(dir.path(), &cfg, "host-rev");
-    let mut machines: Vec<Option<Proc>> = ["m1", "m2", "m3"]
-        .iter()
-        .map(|n| {
+    let mut procs: Vec<Option<Proc>> = (0..machines)
+        .map(|i| {
+            let name = format!("m{i}");
             Some(reverse_buildlet(
                 dir.path(),
                 "host-rev",
-                n,
+                &name,
                 reverse_port,
                 &key,
             ))
@@ -243,7 +255,7 @@ fn a_unit_whose_buildlet_dies_is_retried_on_another_with_one_result() {
         },
         || http(port, "GET", "/status?mode=json", "").1,
     );
-    let victim = machines
+    let victim = procs
         .iter_mut()
         .find(|m| m.as_ref().is_some_and(|p| p.0.id() == pid))
         .expect("the victim's parent is one of the buildlets");
@@ -253,23 +265,67 @@ fn a_unit_whose_buildlet_dies_is_retried_on_another_with_one_result() {
     let (cell, id) = finished(port, &rev, "rev");
     let (_, log) = http(port, "GET", &format!("/log/{id}"), "");
     assert_eq!(cell, "ok", "{log}");
-    assert!(log.contains("lost; its unit goes to another"), "{log}");
     assert!(log.contains("ok victim on a second buildlet"), "{log}");
-    let units = units_of(port, &id);
-    assert_eq!(units.len(), 5, "{units:?}");
-    assert_eq!(
-        units.iter().filter(|u| u["name"] == "victim").count(),
-        1,
-        "one result for the unit: {units:?}"
-    );
     let (_, build) = http(port, "GET", &format!("/api/builds/{id}"), "");
-    let build: serde_json::Value = serde_json::from_str(&build).unwrap();
-    assert_eq!(
-        build["attempt"], 1,
-        "the unit was retried, not the build: {build}"
-    );
     assert_finished(port, "rev", "succeeded", 1);
-    drop(machines);
+    VictimRun {
+        port,
+        units: units_of(port, &id),
+        build: serde_json::from_str(&build).unwrap(),
+        log,
+        _coordinator: c,
+        _machines: procs,
+        _dir: dir,
+    }
+}
+
+#[test]
+fn a_unit_whose_buildlet_dies_is_retried_on_another_with_one_result() {
+    let run = run_victim(2, 3);
+    assert!(
+        run.log.contains("lost; its unit goes to another"),
+        "{}",
+        run.log
+    );
+    assert_eq!(run.units.len(), 5, "{:?}", run.units);
+    assert_eq!(
+        run.units.iter().filter(|u| u["name"] == "victim").count(),
+        1,
+        "one result for the unit: {:?}",
+        run.units
+    );
+    assert_eq!(
+        run.build["attempt"], 1,
+        "the unit was retried, not the build: {}",
+        run.build
+    );
+}
+
+#[test]
+fn a_build_whose_buildlets_are_all_lost_is_retried_whole() {
+    // No helpers: the only buildlet dies with units left, which is upstream's
+    // communication error; the build runs again on the other machine, from its
+    // snapshot, and still records one result.
+    let run = run_victim(0, 2);
+    assert!(
+        run.log.contains(
+            "runTests: dist test failed: all buildlets had network errors or timeouts, yet tests remain"
+        ),
+        "{}",
+        run.log
+    );
+    assert!(
+        run.log.contains("retrying on another buildlet"),
+        "{}",
+        run.log
+    );
+    assert!(run.log.contains("restoring snapshot"), "{}", run.log);
+    assert_eq!(run.build["attempt"], 2, "{}", run.build);
+    let victims: Vec<&serde_json::Value> =
+        run.units.iter().filter(|u| u["name"] == "victim").collect();
+    assert_eq!(victims.len(), 1, "{:?}", run.units);
+    assert_eq!(victims[0]["attempt"], 2);
+    let _ = run.port;
 }
 
 #[test]

@@ -20,6 +20,9 @@ pub enum AttemptError {
     /// No buildlet could be leased or prepared.
     #[error("getting a buildlet: {0}")]
     Lease(#[source] pool::Error),
+    /// Every buildlet of a sharded test run was lost with units left (upstream's words).
+    #[error("runTests: dist test failed: {}", super::sharded::ALL_LOST)]
+    AllLost,
     /// A buildlet call failed during `stage`.
     #[error("{stage}: {error}")]
     Buildlet {
@@ -60,7 +63,7 @@ pub fn classify(e: &AttemptError) -> Disposition {
         AttemptError::Lease(pool::Error::UnknownHostType(_) | pool::Error::Closed) => {
             Disposition::Fail
         }
-        AttemptError::Lease(_) => Disposition::Retry,
+        AttemptError::Lease(_) | AttemptError::AllLost => Disposition::Retry,
         AttemptError::Buildlet { error, .. } if refused(error) => Disposition::Fail,
         AttemptError::Buildlet { .. } => Disposition::Retry,
     }
@@ -140,6 +143,7 @@ mod tests {
             },
         };
         assert_eq!(classify(&server_error), Disposition::Retry);
+        assert_eq!(classify(&AttemptError::AllLost), Disposition::Retry);
         for e in [
             buildlet_proto::Error::Dead,
             buildlet_proto::Error::MissingTrailer,

@@ -316,10 +316,7 @@ impl TestRun<'_> {
             self.log.line("All tests passed.");
             return Ok(TestsEnd::Passed);
         }
-        Err(AttemptError::Buildlet {
-            stage: "runTests: dist test failed".into(),
-            error: buildlet_proto::Error::Transport(ALL_LOST.into()),
-        })
+        Err(AttemptError::AllLost)
     }
 
     /// Leases helper `n` and puts the snapshot into it; `None` if either fails (the run
