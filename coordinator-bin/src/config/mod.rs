@@ -635,20 +635,11 @@ impl Config {
                 );
             }
             for s in &b.sources {
-                match self.sources.iter().find(|x| &x.name == s) {
-                    None => bail!("builder {:?}: unknown source {s:?}", b.name),
-                    Some(x)
-                        if x.subrepo_of.is_some()
-                            && (b.subrepo_steps.is_empty() || !b.snapshot) =>
-                    {
-                        bail!(
-                            "builder {:?}: it builds the sub-repo {s:?}, so it needs subrepo_steps and snapshot = true",
-                            b.name
-                        )
-                    }
-                    Some(_) => {}
+                if !self.sources.iter().any(|x| &x.name == s) {
+                    bail!("builder {:?}: unknown source {s:?}", b.name);
                 }
             }
+            self.check_subrepos(b, &catalogue)?;
             if let Some(bs) = &b.bootstrap {
                 let served = bs
                     .url
@@ -724,6 +715,47 @@ impl Config {
         for ht in self.pools.local.keys() {
             if self.pools.reverse.contains_key(ht) {
                 bail!("host type {ht:?} is in both [pools.local] and [pools.reverse]");
+            }
+        }
+        Ok(())
+    }
+
+    /// A builder that builds a sub-repo needs its sub-repo steps, snapshots, and to build
+    /// the parent's branch too: the parent's snapshot by this builder is what the
+    /// sub-repo builds on, and without it the sub-repo's builds could never start.
+    fn check_subrepos(
+        &self,
+        b: &BuilderConfig,
+        catalogue: &dashboard_types::catalogue::Catalogue,
+    ) -> Result<(), ConfigError> {
+        for sub in &self.sources {
+            let Some((parent, branch)) = sub.parent(self) else {
+                continue;
+            };
+            if !sub
+                .branches
+                .iter()
+                .any(|br| routing::builds(b, sub, br, catalogue))
+            {
+                continue;
+            }
+            if b.subrepo_steps.is_empty() || !b.snapshot {
+                bail!(
+                    "builder {:?} builds the sub-repo {:?}, so it needs subrepo_steps and \
+                     snapshot = true (or a sources list without it)",
+                    b.name,
+                    sub.name
+                );
+            }
+            if !routing::builds(b, parent, branch, catalogue) {
+                bail!(
+                    "builder {:?} builds the sub-repo {:?} but not {:?} {branch}, so it never \
+                     makes the snapshot the sub-repo builds on; let it build {:?} too",
+                    b.name,
+                    sub.name,
+                    parent.name,
+                    parent.name
+                );
             }
         }
         Ok(())
@@ -844,6 +876,34 @@ mod tests {
         }
         cfg.builders.clear();
         assert!(cfg.check().is_ok());
+    }
+
+    #[test]
+    fn builders_of_subrepos_build_their_parents_with_snapshots() {
+        let text = |builder_sources: &str, extra: &str| {
+            format!(
+                "[[sources]]\nname = \"go\"\nurl = \"/src/go\"\nbranches = [\"master\"]\n\n\
+                 [[sources]]\nname = \"net\"\nurl = \"/src/net\"\nbranches = [\"master\"]\nsubrepo_of = \"go\"\n\n\
+                 [[builders]]\nname = \"b\"\nhost_type = \"h\"\nsteps = [[\"make\"]]\nsources = {builder_sources}\n{extra}\n\
+                 [pools.local]\nh = 1\n"
+            )
+        };
+        let check = |t: String| toml::from_str::<Config>(&t).unwrap().check();
+        let good = "snapshot = true\nsubrepo_steps = [[\"bin/go\", \"test\", \"./...\"]]";
+        assert!(check(text("[\"go\", \"net\"]", good)).is_ok());
+        assert!(check(text("[]", good)).is_ok(), "no list: builds both");
+        assert!(check(text("[\"go\"]", "")).is_ok(), "the parent only");
+        let err = check(text("[\"net\"]", good)).unwrap_err().to_string();
+        assert!(err.contains("never makes the snapshot"), "{err}");
+        let err = check(text("[]", "")).unwrap_err().to_string();
+        assert!(
+            err.contains("needs subrepo_steps and snapshot = true"),
+            "{err}"
+        );
+        let err = check(text("[\"go\", \"net\"]", "snapshot = true"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("needs subrepo_steps"), "{err}");
     }
 
     #[test]
