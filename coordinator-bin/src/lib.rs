@@ -29,6 +29,7 @@ pub mod api;
 pub mod app;
 pub mod config;
 pub mod error;
+mod hex;
 pub mod logs;
 pub mod metrics;
 pub mod model;

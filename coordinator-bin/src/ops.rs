@@ -150,9 +150,9 @@ pub async fn get(c: &Coordinator, id: &str) -> Result<Build, Error> {
 /// its host type: what `/status` and the build page show.
 pub async fn queue(c: &Coordinator) -> Result<Vec<(Build, usize)>, Error> {
     let mut waiting = c.store.in_state(State::Waiting).await?;
-    waiting.sort_by(crate::runner::priority::compare);
+    crate::runner::priority::sort(&mut waiting);
     let mut queued = c.store.in_state(State::Queued).await?;
-    queued.sort_by(crate::runner::priority::compare);
+    crate::runner::priority::sort(&mut queued);
     waiting.extend(queued);
     let mut per_type: std::collections::HashMap<String, usize> = Default::default();
     Ok(waiting

@@ -100,7 +100,7 @@ pub fn master_key(path: &Path) -> anyhow::Result<Vec<u8>> {
     if !path.exists() {
         let mut raw = [0u8; 24];
         getrandom::fill(&mut raw).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
-        let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let hex = crate::hex::hex(&raw);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }

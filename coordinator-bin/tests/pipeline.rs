@@ -195,7 +195,6 @@ fn sharded_tests_on_zero_one_and_three_helpers() {
 
 /// A finished build of the victim fixture on real reverse buildlets.
 struct VictimRun {
-    port: u16,
     log: String,
     units: Vec<serde_json::Value>,
     build: serde_json::Value,
@@ -269,7 +268,6 @@ fn run_victim(helpers: usize, machines: usize) -> VictimRun {
     let (_, build) = http(port, "GET", &format!("/api/builds/{id}"), "");
     assert_finished(port, "rev", "succeeded", 1);
     VictimRun {
-        port,
         units: units_of(port, &id),
         build: serde_json::from_str(&build).unwrap(),
         log,
@@ -325,7 +323,6 @@ fn a_build_whose_buildlets_are_all_lost_is_retried_whole() {
         run.units.iter().filter(|u| u["name"] == "victim").collect();
     assert_eq!(victims.len(), 1, "{:?}", run.units);
     assert_eq!(victims[0]["attempt"], 2);
-    let _ = run.port;
 }
 
 #[test]

@@ -143,12 +143,7 @@ impl<'a> Builder<'a> {
     /// First `GO_TEST_TIMEOUT_SCALE=N` (N a positive integer) in the builder env, then the
     /// host env; 1 otherwise.
     pub fn go_test_timeout_scale(&self) -> u32 {
-        [&self.config.env, &self.host.env]
-            .into_iter()
-            .flatten()
-            .filter_map(|kv| kv.strip_prefix("GO_TEST_TIMEOUT_SCALE="))
-            .find_map(|n| n.parse::<u32>().ok().filter(|&n| n > 0))
-            .unwrap_or(1)
+        go_test_timeout_scale([&self.config.env, &self.host.env].into_iter().flatten())
     }
 
     /// 20 minutes times the timeout scale. Upstream takes (and ignores) the test names.
@@ -365,6 +360,14 @@ impl<'a> Builder<'a> {
             is_normal_try,
         )
     }
+}
+
+/// The first `GO_TEST_TIMEOUT_SCALE=N` (N a positive integer) of `env`; 1 if none.
+pub fn go_test_timeout_scale<'a>(env: impl IntoIterator<Item = &'a String>) -> u32 {
+    env.into_iter()
+        .filter_map(|kv| kv.strip_prefix("GO_TEST_TIMEOUT_SCALE="))
+        .find_map(|n| n.parse::<u32>().ok().filter(|&n| n > 0))
+        .unwrap_or(1)
 }
 
 /// Upstream's `GorootFinal`: `c:\go` on windows, `/usr/local/go` elsewhere.

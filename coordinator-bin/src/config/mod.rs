@@ -378,15 +378,12 @@ fn default_group_secs() -> u64 {
 }
 
 impl TestsConfig {
-    /// The timeout scale a builder's environment sets (`GO_TEST_TIMEOUT_SCALE=N`), 1 if
-    /// none or not a positive integer.
+    /// The timeout scale a builder's environment sets (`GO_TEST_TIMEOUT_SCALE=N`); the
+    /// last entry wins, as the file's own entries come after the pipeline's.
     pub fn timeout_scale(env: &[String]) -> u64 {
-        env.iter()
-            .rev()
-            .find_map(|e| e.strip_prefix("GO_TEST_TIMEOUT_SCALE="))
-            .and_then(|v| v.parse::<u64>().ok())
-            .filter(|&n| n > 0)
-            .unwrap_or(1)
+        u64::from(dashboard_types::builder::go_test_timeout_scale(
+            env.iter().rev(),
+        ))
     }
 }
 

@@ -16,7 +16,7 @@ use crate::Coordinator;
 use crate::config::BuilderConfig;
 use crate::logs::live::{LiveLog, LogWriter};
 use crate::model::{Event, State};
-use crate::snapshots::SnapshotKey;
+use crate::snapshots::{SnapshotKey, SnapshotReader};
 use crate::store::{Build, Detail, Step, sqlite::now};
 
 /// A build's attempts on real buildlets.
@@ -193,22 +193,26 @@ impl BuildAttempt<'_> {
         r
     }
 
-    /// Puts the stored snapshot of `key` in place; `false` if there is none (or the
-    /// store could not give it: then the tree is built as if there were none).
-    async fn restore_snapshot(
-        &self,
-        client: &dyn BuildletClient,
-        key: &SnapshotKey,
-    ) -> Result<bool, AttemptError> {
-        let (reader, len) = match self.c.snapshots.open(key).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Ok(false),
+    /// The stored snapshot of `key`, if there is one the store can give (a store that
+    /// cannot is logged, and the tree is built as if there were none).
+    async fn open_snapshot(&self, key: &SnapshotKey) -> Option<(SnapshotReader, u64)> {
+        match self.c.snapshots.open(key).await {
+            Ok(found) => found,
             Err(e) => {
                 self.log
                     .line(&format!("snapshot {key} unreadable ({e}): building"));
-                return Ok(false);
+                None
             }
-        };
+        }
+    }
+
+    /// Puts an opened snapshot in place in the buildlet's work dir.
+    async fn put_snapshot(
+        &self,
+        client: &dyn BuildletClient,
+        key: &SnapshotKey,
+        (reader, len): (SnapshotReader, u64),
+    ) -> Result<(), AttemptError> {
         self.log.line(&format!(
             "restoring snapshot {key} ({len} bytes): make skipped"
         ));
@@ -218,8 +222,7 @@ impl BuildAttempt<'_> {
             .map_err(|error| AttemptError::Buildlet {
                 stage: "restoring the snapshot".into(),
                 error,
-            })?;
-        Ok(true)
+            })
     }
 
     /// Stores the built tree as the snapshot of `key`; `false` if the store failed
@@ -347,14 +350,14 @@ impl BuildAttempt<'_> {
         let key = SnapshotKey::new(&builder.name, &self.build.go_rev);
         let mut index = 0;
         let restore = async {
-            match self.restore_snapshot(client, &key).await? {
-                true => Ok(()),
-                false => Err(AttemptError::Setup(format!(
+            let found = self.open_snapshot(&key).await.ok_or_else(|| {
+                AttemptError::Setup(format!(
                     "the snapshot {key} this sub-repo build starts from is gone (evicted?); \
                      build {} at {} again first",
                     builder.name, self.build.go_rev
-                ))),
-            }
+                ))
+            })?;
+            self.put_snapshot(client, &key, found).await
         };
         self.step(n, &mut index, &format!("restore snapshot {key}"), restore)
             .await?;
@@ -392,17 +395,20 @@ impl BuildAttempt<'_> {
         let key = SnapshotKey::new(&builder.name, self.build.rev());
         let helpers = builder.tests.as_ref().is_some_and(|t| t.helpers > 0);
         let wants_snapshot = builder.snapshot || helpers;
-        let restored = if wants_snapshot && self.c.snapshots.exists(&key).await.unwrap_or(false) {
+        let found = match wants_snapshot {
+            true => self.open_snapshot(&key).await,
+            false => None,
+        };
+        let restored = found.is_some();
+        if let Some(found) = found {
             self.step(
                 n,
                 &mut index,
                 "restore snapshot",
-                self.restore_snapshot(&*client, &key),
+                self.put_snapshot(&*client, &key, found),
             )
-            .await?
-        } else {
-            false
-        };
+            .await?;
+        }
         let mut snapshot = restored.then(|| key.clone());
         if !restored {
             self.step(n, &mut index, "push source", self.push_source(&*client, ""))

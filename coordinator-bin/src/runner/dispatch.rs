@@ -30,7 +30,7 @@ pub async fn dispatch_loop(c: Arc<Coordinator>) {
 pub async fn dispatch_once(c: &Arc<Coordinator>) -> Result<usize, crate::store::StoreError> {
     let mut started = 0;
     let mut queued = c.store.in_state(State::Queued).await?;
-    queued.sort_by(super::priority::compare);
+    super::priority::sort(&mut queued);
     for build in queued {
         if c.shutdown.is_draining() {
             break;

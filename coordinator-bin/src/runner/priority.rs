@@ -33,23 +33,28 @@ fn release_branch(b: &Build) -> bool {
     b.branch.starts_with("release-branch.")
 }
 
-/// The order the dispatcher takes queued builds in: release branches first, then the
-/// scheduler's order (newest commit first for post-submit work), then the order they
-/// were queued in.
-pub fn compare(a: &Build, b: &Build) -> Ordering {
-    release_branch(b)
-        .cmp(&release_branch(a))
-        .then_with(|| {
-            let (x, y) = (sched_item(a, ""), sched_item(b, ""));
-            if x.before(&y) {
-                Ordering::Less
-            } else if y.before(&x) {
-                Ordering::Greater
-            } else {
-                Ordering::Equal
-            }
-        })
-        .then(a.seq.cmp(&b.seq))
+/// Sorts builds into the order the dispatcher takes them: release branches first, then
+/// the scheduler's order (newest commit first for post-submit work), then the order they
+/// were queued in. Each build's scheduler item is made once, not per comparison: the
+/// dispatcher sorts the whole queue every time a build ends.
+pub fn sort(builds: &mut Vec<Build>) {
+    let mut keyed: Vec<(SchedItem, Build)> =
+        builds.drain(..).map(|b| (sched_item(&b, ""), b)).collect();
+    keyed.sort_by(|(x, a), (y, b)| {
+        release_branch(b)
+            .cmp(&release_branch(a))
+            .then_with(|| {
+                if x.before(y) {
+                    Ordering::Less
+                } else if y.before(x) {
+                    Ordering::Greater
+                } else {
+                    Ordering::Equal
+                }
+            })
+            .then(a.seq.cmp(&b.seq))
+    });
+    builds.extend(keyed.into_iter().map(|(_, b)| b));
 }
 
 #[cfg(test)]
@@ -83,7 +88,7 @@ mod tests {
 
     #[test]
     fn release_branches_then_newest_commits_then_queue_order() {
-        let mut q = [
+        let mut q = vec![
             build(1, "master", "2026-01-01T00:00:00Z"),
             build(2, "master", "2026-03-01T00:00:00Z"),
             build(3, "release-branch.go1.25", "2025-12-01T00:00:00Z"),
@@ -91,7 +96,7 @@ mod tests {
             build(5, "master", "not a date"),
             build(6, "master", "2026-03-01T00:00:00Z"),
         ];
-        q.sort_by(compare);
+        sort(&mut q);
         let order: Vec<i64> = q.iter().map(|b| b.seq).collect();
         // A build with no usable commit time is ordered by when it was queued (June),
         // which is newer than any commit here.

@@ -11,6 +11,8 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::hex::{hex, random_hex};
+
 use super::{SnapshotError, SnapshotKey, SnapshotReader, SnapshotStore};
 
 /// Snapshots in a directory, at most `max_bytes` of them.
@@ -25,10 +27,6 @@ pub struct DirSnapshots {
 
 fn err(what: &str, path: &Path, e: std::io::Error) -> SnapshotError {
     SnapshotError(format!("{what} {}: {e}", path.display()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 impl DirSnapshots {
@@ -70,7 +68,7 @@ impl DirSnapshots {
     /// Writes a key file (also how a read marks a key as recently used).
     async fn write_key(&self, key: &SnapshotKey, hash: &str) -> Result<(), SnapshotError> {
         let path = self.key_path(key);
-        let tmp = self.root.join("tmp").join(random_name());
+        let tmp = self.root.join("tmp").join(random_hex(8));
         let text = format!("{hash}\n{}\n{}\n", key.builder, key.rev);
         tokio::fs::write(&tmp, text)
             .await
@@ -90,12 +88,6 @@ impl DirSnapshots {
             .await
             .map_err(|e| SnapshotError(format!("eviction task: {e}")))?
     }
-}
-
-fn random_name() -> String {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).expect("OS randomness");
-    hex(&b)
 }
 
 fn evict_blocking(root: &Path, keep: &Path, max: u64) -> Result<(), SnapshotError> {
@@ -185,7 +177,7 @@ impl SnapshotStore for DirSnapshots {
     }
 
     async fn put(&self, key: &SnapshotKey, mut data: SnapshotReader) -> Result<u64, SnapshotError> {
-        let tmp = self.root.join("tmp").join(random_name());
+        let tmp = self.root.join("tmp").join(random_hex(8));
         let mut file = tokio::fs::File::create(&tmp)
             .await
             .map_err(|e| err("creating", &tmp, e))?;

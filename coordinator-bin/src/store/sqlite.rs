@@ -114,10 +114,7 @@ pub(crate) fn now() -> String {
 
 /// A new build id: `B` and nine random hex digits.
 fn new_id() -> String {
-    let mut b = [0u8; 5];
-    getrandom::fill(&mut b).expect("OS randomness");
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("B{}", &hex[..9])
+    format!("B{}", &crate::hex::random_hex(5)[..9])
 }
 
 /// `?N, ?N+1, …` for the states an event applies in, and the states as text.
