@@ -111,6 +111,12 @@ async fn start_reverse(
     if !config.revdial.mux {
         cfg.mux = None;
     }
+    if let Some(mux) = cfg.mux.as_mut() {
+        // One meaning for both modes: mux PINGs at the keep-alive interval, and one not
+        // answered within the write timeout ends the connection.
+        mux.keep_alive = cfg.dialer.keep_alive;
+        mux.ping_timeout = cfg.dialer.write_timeout;
+    }
     cfg.host_types = config
         .pools
         .reverse

@@ -7,7 +7,9 @@
 //! every chunk for 10 ms without limiting bandwidth). Figures:
 //! - dial latency p50: `dial()` returning, and dial plus a one-byte round trip (a mux
 //!   dial returns once the stream is announced, without waiting for the peer);
-//! - bulk: one 64 MiB stream, and 8 concurrent streams of 16 MiB each (aggregate);
+//! - bulk: one 64 MiB stream, and 8 concurrent streams of 16 MiB each (aggregate), mux
+//!   and v2 runs alternating, as medians and the median of the pairs' ratios, with the
+//!   process's CPU time per GB;
 //! - memory: resident bytes per idle mux connection (both ends) and per idle stream.
 //!
 //! The ratios land in `target/criterion/revdial-mux-ratios.txt` as well.
@@ -15,6 +17,14 @@
 // The TLS pair and the process figures of the tests' harness.
 #[path = "../tests/common/mod.rs"]
 mod common;
+
+/// The allocator of our `buildlet` and `coordinator` binaries, which this bench stands
+/// for. Mux mode frees each received frame's buffer after it is read; glibc's allocator
+/// hands such blocks back to the kernel and faults them in again (see BENCHMARKS.md).
+/// `--features bench-system-alloc` measures on the system allocator instead.
+#[cfg(not(feature = "bench-system-alloc"))]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -294,28 +304,57 @@ async fn latencies(
     ]
 }
 
-/// Bulk throughput in GB/s, best of `runs`: one stream of BULK, or `streams` of PART.
-async fn bulk(dialer: &Dialer, streams: usize, runs: usize) -> f64 {
-    let mut best = Duration::MAX;
-    for _ in 0..runs {
-        let t = Instant::now();
-        if streams == 1 {
-            push(dialer.dial().await.unwrap(), BULK).await;
-        } else {
-            let tasks: Vec<_> = (0..streams)
-                .map(|_| {
-                    let d = dialer.clone();
-                    tokio::spawn(async move { push(d.dial().await.unwrap(), PART).await })
-                })
-                .collect();
-            for t in tasks {
-                t.await.unwrap();
-            }
+/// One bulk transfer's time: one stream of BULK, or `streams` of PART at once.
+async fn bulk_once(dialer: &Dialer, streams: usize) -> Duration {
+    let t = Instant::now();
+    if streams == 1 {
+        push(dialer.dial().await.unwrap(), BULK).await;
+    } else {
+        let tasks: Vec<_> = (0..streams)
+            .map(|_| {
+                let d = dialer.clone();
+                tokio::spawn(async move { push(d.dial().await.unwrap(), PART).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
         }
-        best = best.min(t.elapsed());
     }
-    let bytes = if streams == 1 { BULK } else { PART * streams };
-    bytes as f64 / best.as_secs_f64() / 1e9
+    t.elapsed()
+}
+
+/// Bulk figures of two Dialers, their runs alternating so drift hits them alike.
+struct Bulk {
+    /// Median GB/s of each.
+    gbps: [f64; 2],
+    /// Median of the per-pair throughput ratios (first / second): a run pair shares the
+    /// machine's state of the moment, which across pairs drifts.
+    ratio: f64,
+    /// The process's CPU seconds per GB of each, both ends, over all runs.
+    cpu: [f64; 2],
+}
+
+async fn bulk(dialers: [&Dialer; 2], streams: usize, runs: usize) -> Bulk {
+    let mut times = [Vec::new(), Vec::new()];
+    let mut cpu = [0.0; 2];
+    for _ in 0..runs {
+        for (i, d) in dialers.iter().enumerate() {
+            let before = common::cpu_seconds();
+            times[i].push(bulk_once(d, streams).await.as_secs_f64());
+            cpu[i] += common::cpu_seconds() - before;
+        }
+    }
+    let bytes = (if streams == 1 { BULK } else { PART * streams }) as f64;
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratios = times[1].iter().zip(&times[0]).map(|(b, a)| b / a).collect();
+    Bulk {
+        gbps: [0, 1].map(|i| bytes / median(times[i].clone()) / 1e9),
+        ratio: median(ratios),
+        cpu: cpu.map(|c| c / (bytes * runs as f64 / 1e9)),
+    }
 }
 
 /// Resident bytes per idle mux connection (both ends, over loopback TCP) and per idle
@@ -364,9 +403,11 @@ fn main() {
         .build()
         .unwrap();
     let lines = rt.block_on(async {
+        // Memory first, before bulk transfers leave freed memory for the allocator to reuse.
+        let (conn, stream) = memory().await;
         let (addr, connector, mut dialers) = server().await;
         let mut lines = Vec::new();
-        let (rounds, runs) = if quick { (5, 1) } else { (400, 5) };
+        let (rounds, runs) = if quick { (5, 1) } else { (400, 9) };
         for (link, delay) in [("loopback", None), ("20 ms RTT", Some(Duration::from_millis(10)))] {
             let route = Route {
                 addr: match delay {
@@ -389,16 +430,15 @@ fn main() {
             ));
             let goal = if delay.is_some() { 0.8 } else { 0.9 };
             for streams in [1, 8] {
-                let (mb, vb) = (bulk(&mux, streams, runs).await, bulk(&v2, streams, runs).await);
+                let b = bulk([&mux, &v2], streams, runs).await;
                 lines.push(format!(
-                    "{link}: bulk, {streams} stream(s): mux {mb:.2} GB/s, v2 {vb:.2} GB/s; ratio {:.2}x (goal >= {goal}x)",
-                    mb / vb
+                    "{link}: bulk, {streams} stream(s): mux {:.2} GB/s, v2 {:.2} GB/s (medians); ratio {:.2}x (median of {runs} pairs; goal >= {goal}x); CPU s/GB mux {:.2}, v2 {:.2} ({:.2}x)",
+                    b.gbps[0], b.gbps[1], b.ratio, b.cpu[0], b.cpu[1], b.cpu[0] / b.cpu[1]
                 ));
             }
             v2.close();
             mux.close();
         }
-        let (conn, stream) = memory().await;
         lines.push(format!(
             "memory: {:.0} KiB per idle mux connection (both ends), {:.1} KiB per idle stream (both ends)",
             conn / 1024.0,
@@ -407,6 +447,12 @@ fn main() {
         lines
     });
     let text = lines.join("\n");
+    let allocator = if cfg!(feature = "bench-system-alloc") {
+        "system"
+    } else {
+        "mimalloc"
+    };
+    let text = format!("allocator: {allocator}\n{text}");
     println!("\n== revdial mux ratios ==\n{text}\n");
     if !quick {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/criterion");

@@ -23,7 +23,7 @@ pub const GO_SWITCHING_PROTOCOLS: &[u8] = b"HTTP/0.0 101 Switching Protocols\r\n
 
 /// The same `101` accepting mux mode (a header Go peers never ask for, so they never see it).
 pub const MUX_SWITCHING_PROTOCOLS: &[u8] =
-    b"HTTP/0.0 101 Switching Protocols\r\nX-Revdial-Mux: yamux/1\r\n\r\n";
+    b"HTTP/0.0 101 Switching Protocols\r\nX-Revdial-Mux: h2/1\r\n\r\n";
 
 /// A parsed response head.
 #[derive(Debug, Clone, PartialEq, Eq)]

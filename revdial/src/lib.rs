@@ -10,7 +10,7 @@
 //!
 //! Beside v2 there is an opt-in **multiplexed mode** ([`mux`]): negotiated at
 //! registration with a header Go peers never send, it carries every logical connection as
-//! a yamux stream on the registration connection itself (no dial-back, no handshake per
+//! an HTTP/2 stream on the registration connection itself (no dial-back, no handshake per
 //! stream). [`Dialer::new_mux`] and [`Listener::new_mux`] give the same `dial()` and
 //! `accept()`; [`Dialer::mode`] and [`Listener::mode`] say which one a caller got.
 //!
@@ -32,7 +32,7 @@
 //! - [`control`]: the control-message codec (pure functions).
 //! - [`http1`]: the `101`/`307` exchange, accepting Go's `HTTP/0.0 101`; request heads.
 //! - [`dialer`], [`listener`]: the two ends; [`registry`]: tickets; [`pickup`]: the endpoint.
-//! - [`mux`]: the multiplexed mode (negotiation, yamux driver, limits).
+//! - [`mux`]: the multiplexed mode (negotiation, the HTTP/2 driver, window tuning, limits).
 //! - [`io`]: [`RevConn`], the stream type both ends yield, and [`io::Rewind`].
 //!
 //! # Example

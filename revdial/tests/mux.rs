@@ -289,8 +289,60 @@ async fn ten_thousand_cycles_leave_nothing_behind() {
 #[test]
 fn the_offer_is_recognised_in_a_list() {
     use revdial::mux::offers_mux;
-    assert!(offers_mux(Some("yamux/1")));
-    assert!(offers_mux(Some("h2/9, yamux/1")));
-    assert!(!offers_mux(Some("yamux/2")));
+    assert!(offers_mux(Some("h2/1")));
+    assert!(offers_mux(Some("yamux/1, h2/1")));
+    assert!(!offers_mux(Some("h2/2")));
     assert!(!offers_mux(None));
+}
+
+/// A peer that goes silent without closing anything (a black-holed link) is found dead by
+/// unanswered PINGs, on any transport: here an in-process relay that stops forwarding.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_peer_is_found_dead_by_its_unanswered_pings() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let config = MuxConfig {
+        keep_alive: Duration::from_millis(300),
+        ping_timeout: Duration::from_millis(300),
+        ..MuxConfig::default()
+    };
+    let ln = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = ln.local_addr().unwrap();
+    let (public, relay_in) = tokio::join!(TcpStream::connect(addr), ln.accept());
+    let ln2 = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr2 = ln2.local_addr().unwrap();
+    let (relay_out, private) = tokio::join!(TcpStream::connect(addr2), ln2.accept());
+    let silent = Arc::new(AtomicBool::new(false));
+    // Each direction: forward until `silent`, then swallow everything, closing nothing.
+    let forward = |mut rd: tokio::net::tcp::OwnedReadHalf,
+                   mut wr: tokio::net::tcp::OwnedWriteHalf,
+                   silent: Arc<AtomicBool>| async move {
+        let mut buf = vec![0u8; 64 << 10];
+        while let Ok(n) = rd.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            if !silent.load(Ordering::SeqCst) && wr.write_all(&buf[..n]).await.is_err() {
+                break;
+            }
+        }
+        std::future::pending::<()>().await;
+        drop(wr);
+    };
+    let (a_rd, a_wr) = relay_in.unwrap().0.into_split();
+    let (b_rd, b_wr) = relay_out.unwrap().into_split();
+    tokio::spawn(forward(a_rd, b_wr, silent.clone()));
+    tokio::spawn(forward(b_rd, a_wr, silent.clone()));
+    let d = Dialer::new_mux(public.unwrap(), &config);
+    let ln = Listener::new_mux(private.unwrap().0, &config);
+    echo_server(ln, "peer");
+    let mut c = within(10, d.dial()).await.unwrap();
+    let mut hello = [0u8; 4];
+    within(10, c.read_exact(&mut hello)).await.unwrap();
+    // Alive through several keep-alive periods while the link works.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!d.is_closed(), "a live peer was declared dead");
+    silent.store(true, Ordering::SeqCst);
+    within(10, d.done()).await;
+    assert!(matches!(d.dial().await, Err(Error::DialerClosed)));
 }

@@ -1,4 +1,5 @@
-//! A peer that vanishes without a FIN is detected within the keep-alive window.
+//! A peer that vanishes without a FIN is detected within the keep-alive window, in v2
+//! (keep-alives and the socket's user timeout) and in mux mode (unanswered PINGs).
 //!
 //! The private side runs in a network namespace this test creates, joined to the test's
 //! namespace by a veth pair with link-local addresses; taking the link down makes every
@@ -12,8 +13,13 @@ use std::time::Duration;
 
 use revdial::DialerConfig;
 
-const PUBLIC_IP: &str = "169.254.77.1";
-const PRIVATE_IP: &str = "169.254.77.2";
+/// Each namespace's /30 of link-local addresses: (the test's side, the namespace's).
+fn addresses(tag: char) -> (&'static str, &'static str) {
+    match tag {
+        'm' => ("169.254.77.5", "169.254.77.6"),
+        _ => ("169.254.77.1", "169.254.77.2"),
+    }
+}
 
 fn sh(args: &[&str]) -> bool {
     Command::new(args[0])
@@ -28,18 +34,22 @@ fn sh(args: &[&str]) -> bool {
 struct Netns {
     name: String,
     host_if: String,
+    peer_if: String,
     child: Option<Child>,
 }
 
 impl Netns {
-    fn create() -> Option<Netns> {
+    /// `tag` tells apart the namespaces of tests running at once in one process.
+    fn create(tag: char) -> Option<Netns> {
         let id = std::process::id() % 100_000;
+        let peer_if = format!("rdvb{id}{tag}");
+        let (public_ip, private_ip) = addresses(tag);
         let ns = Netns {
-            name: format!("rdv{id}"),
-            host_if: format!("rdva{id}"),
+            name: format!("rdv{id}{tag}"),
+            host_if: format!("rdva{id}{tag}"),
+            peer_if: peer_if.clone(),
             child: None,
         };
-        let peer_if = format!("rdvb{id}");
         let ok = sh(&["ip", "netns", "add", &ns.name])
             && sh(&[
                 "ip",
@@ -57,7 +67,7 @@ impl Netns {
                 "ip",
                 "addr",
                 "add",
-                &format!("{PUBLIC_IP}/30"),
+                &format!("{public_ip}/30"),
                 "dev",
                 &ns.host_if,
             ])
@@ -70,7 +80,7 @@ impl Netns {
                 "ip",
                 "addr",
                 "add",
-                &format!("{PRIVATE_IP}/30"),
+                &format!("{private_ip}/30"),
                 "dev",
                 &peer_if,
             ])
@@ -105,8 +115,20 @@ fn config() -> DialerConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn vanished_peer_is_detected_within_the_keep_alive_window() {
+    vanish(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vanished_mux_peer_is_detected_within_the_ping_window() {
+    vanish(true).await;
+}
+
+/// Registers a private side in a namespace (offering mux or not), checks a stream, takes
+/// the namespace's link down, and waits for the Dialer to notice.
+async fn vanish(mux: bool) {
     let required = std::env::var("REVDIAL_REQUIRE_NETNS").is_ok_and(|v| v == "1");
-    let Some(mut ns) = Netns::create() else {
+    let tag = if mux { 'm' } else { 'v' };
+    let Some(mut ns) = Netns::create(tag) else {
         eprintln!(
             "\n*** SKIPPED vanished_peer test: cannot create a network namespace (needs root and iproute2) ***\n"
         );
@@ -116,7 +138,7 @@ async fn vanished_peer_is_detected_within_the_keep_alive_window() {
         );
         return;
     };
-    let mut p = common::public_on(&format!("{PUBLIC_IP}:0"), false, config()).await;
+    let mut p = common::public_on(&format!("{}:0", addresses(tag).0), false, config()).await;
     let exe = std::env::current_exe().unwrap();
     ns.child = Some(
         Command::new("ip")
@@ -124,6 +146,7 @@ async fn vanished_peer_is_detected_within_the_keep_alive_window() {
             .arg(exe)
             .args(["private_side_helper", "--exact", "--ignored", "--nocapture"])
             .env("REVDIAL_VANISH_ADDR", p.addr.to_string())
+            .env("REVDIAL_VANISH_MUX", if mux { "1" } else { "0" })
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),
@@ -132,6 +155,7 @@ async fn vanished_peer_is_detected_within_the_keep_alive_window() {
         .await
         .expect("the private side did not register")
         .unwrap();
+    assert_eq!(d.mode() == revdial::Mode::Mux, mux, "the mode registered");
     // The connection works before the peer vanishes.
     let mut c = d.dial().await.unwrap();
     let mut b = [0u8; 2];
@@ -149,7 +173,7 @@ async fn vanished_peer_is_detected_within_the_keep_alive_window() {
         "ip",
         "link",
         "set",
-        &format!("rdvb{}", std::process::id() % 100_000),
+        &ns.peer_if,
         "down"
     ]));
     // Detection is expected within keep_alive + write_timeout (2 s here); the bound
@@ -167,16 +191,31 @@ async fn vanished_peer_is_detected_within_the_keep_alive_window() {
 async fn private_side_helper() {
     let addr = std::env::var("REVDIAL_VANISH_ADDR").expect("run by the vanish test only");
     let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let mux = std::env::var("REVDIAL_VANISH_MUX").is_ok_and(|v| v == "1");
     let mut conn = common::connect(addr, None).await.unwrap();
     let mut buf = bytes::BytesMut::new();
-    revdial::http1::request_switch(&mut conn, &mut buf, "/reverse", &[])
-        .await
-        .unwrap();
-    let mut ln = revdial::Listener::new(
-        revdial::io::Rewind::new(buf.freeze(), conn),
-        common::dial_back(addr, None),
-        revdial::ListenerConfig::default(),
-    );
+    let offer = [(revdial::mux::MUX_HEADER, revdial::mux::MUX_PROTOCOL)];
+    let head = revdial::http1::request_switch(
+        &mut conn,
+        &mut buf,
+        "/reverse",
+        if mux { &offer[..] } else { &[] },
+    )
+    .await
+    .unwrap();
+    let control = revdial::io::Rewind::new(buf.freeze(), conn);
+    let accepted = head
+        .header(revdial::mux::MUX_HEADER)
+        .and_then(|v| std::str::from_utf8(v).ok());
+    let mut ln = if revdial::mux::offers_mux(accepted) {
+        revdial::Listener::new_mux(control, &common::mux_config(&config()))
+    } else {
+        revdial::Listener::new(
+            control,
+            common::dial_back(addr, None),
+            revdial::ListenerConfig::default(),
+        )
+    };
     while let Ok(mut c) = ln.accept().await {
         let _ = tokio::io::AsyncWriteExt::write_all(&mut c, b"ok").await;
         tokio::spawn(async move {

@@ -5,6 +5,13 @@
 //! Password and TLS come from `META_password`, `META_tls_cert`, `META_tls_key` (a value
 //! starting with `@` names a file) or `--password-file`.
 
+/// mimalloc keeps freed blocks for reuse; glibc's allocator returns them to the kernel
+/// and faults them back in, which costs revdial's mux mode a quarter of its throughput
+/// (BENCHMARKS.md).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 

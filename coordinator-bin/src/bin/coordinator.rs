@@ -7,6 +7,12 @@ use clap::{Parser, Subcommand};
 use coordinator_bin::Coordinator;
 use coordinator_bin::config::Config;
 
+/// mimalloc keeps freed blocks for reuse; glibc's allocator returns them to the kernel
+/// and faults them back in, which costs revdial's mux mode a quarter of its throughput
+/// (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The reference coordinator of xbuild-rs: watches git branches, builds every new commit on
 /// buildlets, and shows the results.
 ///

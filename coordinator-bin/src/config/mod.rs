@@ -183,10 +183,12 @@ impl LimitsConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RevdialConfig {
-    /// A keep-alive is sent after this many seconds of silence (upstream: 30).
+    /// A keep-alive (v2) or PING (mux mode) is sent after this many seconds of silence
+    /// (upstream: 30).
     pub keep_alive_secs: u64,
-    /// A write not acknowledged within this many seconds ends the connection, so a
-    /// machine that vanished without a FIN is dropped within keep_alive + write_timeout.
+    /// A write not acknowledged (v2) or a PING not answered (mux) within this many
+    /// seconds ends the connection, so a machine that vanished without a FIN is dropped
+    /// within keep_alive + write_timeout.
     pub write_timeout_secs: u64,
     /// Accept the multiplexed mode from buildlets that offer it (ours do, Go's never):
     /// every connection to the machine is a stream on its registration connection.

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use revdial::http1::{GO_SWITCHING_PROTOCOLS, request_switch};
+use revdial::http1::{GO_SWITCHING_PROTOCOLS, MUX_SWITCHING_PROTOCOLS, request_switch};
 use revdial::io::Rewind;
 use revdial::{
     DialBack, Dialer, DialerConfig, HijackedRequest, Listener, ListenerConfig, PickupService,
@@ -105,8 +105,16 @@ pub async fn public_on(bind: &str, tls: bool, config: DialerConfig) -> Public {
                     return;
                 };
                 if req.head.path() == "/reverse" {
+                    // Mux mode when the peer offers it, with the Dialer's keep-alive.
+                    let offered = req.head.header(revdial::mux::MUX_HEADER);
+                    let mux =
+                        revdial::mux::offers_mux(offered.and_then(|v| std::str::from_utf8(v).ok()));
                     let mut io = req.io;
-                    if io.write_all(GO_SWITCHING_PROTOCOLS).await.is_ok() {
+                    if mux {
+                        if io.write_all(MUX_SWITCHING_PROTOCOLS).await.is_ok() {
+                            let _ = tx.send(Dialer::new_mux(io, &mux_config(&config)));
+                        }
+                    } else if io.write_all(GO_SWITCHING_PROTOCOLS).await.is_ok() {
                         let _ = tx.send(Dialer::new(io, &reg, config));
                     }
                 } else {
@@ -120,6 +128,15 @@ pub async fn public_on(bind: &str, tls: bool, config: DialerConfig) -> Public {
         registry,
         dialers: rx,
         tls,
+    }
+}
+
+/// Mux limits whose PINGs follow a v2 Dialer's keep-alive and write timeout.
+pub fn mux_config(config: &DialerConfig) -> revdial::MuxConfig {
+    revdial::MuxConfig {
+        keep_alive: config.keep_alive,
+        ping_timeout: config.write_timeout,
+        ..revdial::MuxConfig::default()
     }
 }
 
@@ -190,6 +207,22 @@ pub fn rss() -> usize {
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
     pages * 4096
+}
+
+/// CPU time (user + system) this process has used, in seconds, to the kernel's tick
+/// (10 ms): for figures over hundreds of milliseconds.
+#[allow(dead_code)]
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised name: utime and stime are the 12th and 13th.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
 
 /// Number of open file descriptors of this process.
