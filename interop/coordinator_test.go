@@ -23,6 +23,7 @@ type ourCoordinator struct {
 	web, reverse string
 	proc         *proc
 	dataDir      string
+	token        string // an admin API token
 }
 
 // gitRepo makes a repository with one commit and returns its path.
@@ -69,6 +70,12 @@ branches = ["main"]
 %s`, c.web, c.reverse, c.dataDir, key, gitRepo(t), pools.String(), builders)
 	cfgPath := filepath.Join(dir, "coordinator.toml")
 	os.WriteFile(cfgPath, []byte(cfg), 0o644)
+	// Writes need a token: made with the coordinator's own CLI, as an operator would.
+	out, err := exec.Command(bin, "token", "create", "--name", "interop", "--role", "admin", "--config", cfgPath).Output()
+	if err != nil {
+		t.Fatalf("coordinator token create: %v", err)
+	}
+	c.token = strings.TrimSpace(string(out))
 	c.proc = startProc(t, bin, []string{"serve", "--config", cfgPath}, []string{"RUST_LOG=info"})
 	waitHTTP(t, c.proc, "http://"+c.web+"/healthz")
 	return c
@@ -93,7 +100,13 @@ type buildJSON struct {
 func (c *ourCoordinator) build(t *testing.T, builder string, limit time.Duration) (buildJSON, string) {
 	t.Helper()
 	body, _ := json.Marshal(map[string]string{"source": "repo", "rev": "main", "builder": builder})
-	res, err := http.Post("http://"+c.web+"/api/builds", "application/json", bytes.NewReader(body))
+	req, err := http.NewRequest("POST", "http://"+c.web+"/api/builds", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

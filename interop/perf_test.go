@@ -20,13 +20,27 @@ BenchmarkEncode-2   	 1000	      1260 ns/op	     512 B/op	       3 allocs/op
 BenchmarkDecode-2   	 2000	       640 ns/op
 `
 
+// bearer sets `Authorization: Bearer <token>` on every request, as oauth2.Transport does.
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.base.RoundTrip(r)
+}
+
 // TestPerfClients drives our coordinator's /perf with upstream's two storage clients.
 func TestPerfClients(t *testing.T) {
 	c := startCoordinator(t, nil, "")
 	base := "http://" + c.web + "/perf"
 	// One connection, reused: a server that drops a connection without saying so shows
 	// up as EOF on the next request.
-	hc := &http.Client{Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
+	// Upstream's clients carry credentials in their http.Client (an oauth2 transport
+	// setting `Authorization: Bearer`); ours carries the coordinator's token the same way.
+	hc := &http.Client{Transport: bearer{c.token, &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}}
 	pd := &perfdata.Client{BaseURL: base, HTTPClient: hc}
 	st := &storage.Client{BaseURL: base, HTTPClient: hc}
 

@@ -77,6 +77,8 @@ $builders
 host-go = $((max + 1))
 EOF
 
+# Queuing builds needs a token (the coordinator's own CLI makes one).
+token=$("$coordinator" token create --name go-build --role submitter --config "$work/coordinator.toml")
 "$coordinator" serve --config "$work/coordinator.toml" >"$work/coordinator.out" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true' EXIT
@@ -92,7 +94,7 @@ echo "coordinator: $base (revision $rev)"
 
 # The builders run one after another, so each has the machine to itself.
 for h in "${helpers[@]}"; do
-    id=$(curl -fsS -X POST "$base/api/builds" \
+    id=$(curl -fsS -X POST -H "Authorization: Bearer $token" "$base/api/builds" \
         -d "{\"source\":\"go\",\"rev\":\"$rev\",\"builder\":\"go-h$h\"}" |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
     echo "go-h$h: build $id ($base/build/$id)"

@@ -17,7 +17,7 @@ use crate::logs::live::LiveLog;
 use crate::runner::Running;
 use crate::shutdown::Shutdown;
 use crate::sources::Mirror;
-use crate::store::{BuildStore, SqliteStore};
+use crate::store::{AccessStore, BuildStore, SqliteStore};
 use crate::{metrics, pools, tls};
 
 /// The file name of the build database inside the data directory.
@@ -31,6 +31,10 @@ pub struct Coordinator {
     pub config: Config,
     /// Builds, steps, logs and branch heads.
     pub store: Arc<dyn BuildStore>,
+    /// API tokens and the audit log (the same database).
+    pub access: Arc<dyn AccessStore>,
+    /// Signs the URLs buildlets fetch from the coordinator.
+    pub signer: crate::auth::signed::UrlSigner,
     /// Where buildlets come from.
     pub pool: Arc<dyn BuildletPool>,
     /// Perf data.
@@ -178,6 +182,10 @@ impl Coordinator {
                 .await
                 .map_err(|e| startup(&e))??
         };
+        let store = Arc::new(store);
+        let signer = crate::auth::signed::UrlSigner::load_or_create(&data).map_err(|e| {
+            Error::Startup(format!("the URL signing key in {}: {e}", data.display()))
+        })?;
         let orphans = store.requeue_orphans().await?;
         if orphans > 0 {
             tracing::info!(
@@ -234,7 +242,9 @@ impl Coordinator {
             .collect();
         Ok(Arc::new(Coordinator {
             config,
-            store: Arc::new(store),
+            access: store.clone(),
+            store,
+            signer,
             pool: Arc::new(pool),
             perf,
             snapshots: Arc::new(snapshots),

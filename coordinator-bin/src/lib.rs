@@ -27,6 +27,7 @@
 
 pub mod api;
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod error;
 mod hex;

@@ -25,14 +25,20 @@ pub async fn serve(
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (tcp, _peer, permit) = tokio::select! {
+        let (tcp, peer, permit) = tokio::select! {
             _ = &mut shutdown => break,
             c = netguard::accept_admitted(&listener, &guard, &mut log) => c,
         };
         let _ = tcp.set_nodelay(true);
+        // The client's address, for the audit log (axum's `ConnectInfo`).
+        let app =
+            tower::util::MapRequest::new(app.clone(), move |mut r: axum::extract::Request<_>| {
+                r.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                r
+            });
         let conn = limits
             .http1()
-            .serve_connection(TokioIo::new(tcp), limits.service(app.clone()));
+            .serve_connection(TokioIo::new(tcp), limits.service(app));
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;

@@ -33,6 +33,8 @@ fn repo(dir: &Path) -> String {
 pub(crate) struct Fixture {
     pub(crate) c: Arc<Coordinator>,
     pub(crate) rev: String,
+    /// An admin token of this coordinator.
+    pub(crate) admin: String,
     _dir: tempfile::TempDir,
 }
 
@@ -51,5 +53,13 @@ pub(crate) async fn fixture() -> Fixture {
         .insert(crate::config::LOCAL_HOST_TYPE.into(), 1);
     let c = Coordinator::open(cfg).await.unwrap();
     c.mirror("repo").unwrap().fetch().await.unwrap();
-    Fixture { c, rev, _dir: dir }
+    let admin = crate::auth::token::create(&*c.access, "test-admin", &["admin".into()])
+        .await
+        .unwrap();
+    Fixture {
+        c,
+        rev,
+        admin,
+        _dir: dir,
+    }
 }

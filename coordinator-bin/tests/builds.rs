@@ -280,10 +280,15 @@ fn bootstrap_archives_are_fetched_before_the_steps() {
         "[[builders]]\nname = \"boot\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\n\
          bootstrap = { url = \"/bootstrap/boot.tar.gz\" }\n\n\
          [[builders]]\nname = \"missing\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\n\
-         bootstrap = { url = \"/bootstrap/nope.tar.gz\" }\n",
+         bootstrap = { url = \"/bootstrap/nope.tar.gz\" }\n\n\
+         [auth]\nanonymous_read = false\n",
     );
+    // With anonymous reading off, the buildlet (which has no token) reaches the archive
+    // through the URL the coordinator signed for it; the same path unsigned is refused.
     let c = start(&cfg);
     let port = c.port;
+    let (status, _) = http_as(None, port, "GET", "/bootstrap/boot.tar.gz", "");
+    assert_eq!(status, 401);
     let g = wait_for("both builds", 60, || {
         let g = grid(port);
         (!cell(&g, &rev, "boot").is_empty() && !cell(&g, &rev, "missing").is_empty()).then_some(g)

@@ -447,6 +447,16 @@ host-test = 2
     std::fs::write(go.join("make.sh"), "#!/bin/sh\necho broken make; exit 1\n").unwrap();
     git(&go, &["commit", "-q", "-a", "-m", "a broken make"]);
     let broken_go = git(&go, &["rev-parse", "HEAD"]);
+    // The sub-repo's commit comes after the coordinator saw the parent's: a poll that
+    // read the parent just before its commit and the sub-repo just after would build
+    // the sub-repo against the parent's earlier head, which is right but not this test.
+    wait_for("the broken parent commit to be polled", 60, || {
+        grid(port)["revisions"]
+            .as_array()?
+            .iter()
+            .any(|r| r["revision"] == broken_go.as_str())
+            .then_some(())
+    });
     std::fs::write(x.join("more"), "x\n").unwrap();
     git(&x, &["add", "more"]);
     git(&x, &["commit", "-q", "-m", "more"]);

@@ -22,10 +22,12 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 ///   coordinator serve
 ///   open http://127.0.0.1:8880/          (the build grid; /status, /perf/, /metrics)
 ///
-/// Queue or retry builds over HTTP:
+/// Writes need an API token (reads too, unless the listener is on loopback):
 ///
-///   curl -d '{"source":"myrepo","rev":"main","builder":"local-quick"}' http://127.0.0.1:8880/api/builds
-///   curl -X POST http://127.0.0.1:8880/api/builds/B0123456789/retry
+///   coordinator token create --name me --role admin      (prints the token once)
+///   export TOKEN=xbt_…
+///   curl -H "Authorization: Bearer $TOKEN" -d '{"source":"myrepo","rev":"main","builder":"local-quick"}' http://127.0.0.1:8880/api/builds
+///   curl -H "Authorization: Bearer $TOKEN" -X POST http://127.0.0.1:8880/api/builds/B0123456789/retry
 #[derive(Debug, Parser)]
 #[command(version, about, long_about, verbatim_doc_comment)]
 struct Cli {
@@ -78,6 +80,30 @@ enum Command {
         #[arg(long, env = "COORDINATOR_ENV")]
         env: Option<String>,
     },
+    /// Create, list or revoke API tokens (the data directory's database; works while the
+    /// coordinator runs, and a revoked token is refused at once).
+    ///
+    /// Roles: viewer (pages and JSON), submitter (queue builds), gomote (interactive
+    /// buildlets), perf-uploader (/perf/upload), admin (retry, cancel, poll, the audit
+    /// log; implies all the others).
+    ///
+    /// Example: coordinator token create --name ci --role submitter --role perf-uploader
+    ///          coordinator token list
+    ///          coordinator token revoke ci
+    #[command(verbatim_doc_comment)]
+    Token {
+        #[command(subcommand)]
+        action: TokenAction,
+        /// A TOML configuration file (for its data directory).
+        #[arg(long, env = "COORDINATOR_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// The data directory (overrides the file).
+        #[arg(long, env = "COORDINATOR_DATA_DIR", global = true)]
+        data_dir: Option<PathBuf>,
+        /// A named environment of the file.
+        #[arg(long, env = "COORDINATOR_ENV", global = true)]
+        env: Option<String>,
+    },
     /// Print the effective configuration (defaults filled in, an environment applied) as
     /// TOML, after checking it.
     ///
@@ -91,6 +117,27 @@ enum Command {
         /// A named environment of the file.
         #[arg(long, env = "COORDINATOR_ENV")]
         env: Option<String>,
+    },
+}
+
+/// What `coordinator token` does.
+#[derive(Debug, Subcommand)]
+enum TokenAction {
+    /// Make a token and print it (the only time it is shown; only its hash is kept).
+    Create {
+        /// A name for the token (who or what uses it): 1–64 of A-Z a-z 0-9 . _ -
+        #[arg(long)]
+        name: String,
+        /// A role; repeat for several.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// List the tokens: name, id, roles, created, revoked.
+    List,
+    /// Revoke a token by name or id.
+    Revoke {
+        /// The token's name or id.
+        name: String,
     },
 }
 
@@ -114,6 +161,48 @@ fn checked(cfg: Config, file: Option<&PathBuf>) -> anyhow::Result<Config> {
         None => anyhow::anyhow!("{e}"),
     })?;
     Ok(cfg)
+}
+
+/// `coordinator token …` on the data directory's database.
+async fn token(
+    store: &coordinator_bin::store::SqliteStore,
+    action: TokenAction,
+) -> anyhow::Result<()> {
+    use coordinator_bin::store::AccessStore;
+    match action {
+        TokenAction::Create { name, roles } => {
+            let t = coordinator_bin::auth::token::create(store, &name, &roles).await?;
+            eprintln!("token {name:?} created; it is shown only now:");
+            println!("{t}");
+        }
+        TokenAction::List => {
+            let tokens = store.tokens().await?;
+            if tokens.is_empty() {
+                eprintln!("no tokens; make one: coordinator token create --name NAME --role ROLE");
+            }
+            for t in tokens {
+                println!(
+                    "{:<24} {}  {:<40} created {}{}",
+                    t.name,
+                    t.id,
+                    t.roles.join(","),
+                    t.created,
+                    t.revoked
+                        .map(|r| format!("  REVOKED {r}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        TokenAction::Revoke { name } => {
+            if !store.revoke_token(&name).await? {
+                anyhow::bail!(
+                    "no token named {name:?} (or with that id) that is not already revoked; see `coordinator token list`"
+                );
+            }
+            eprintln!("token {name:?} revoked: it is refused from now on");
+        }
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -157,6 +246,21 @@ async fn main() -> anyhow::Result<()> {
                 dashboard_types::keys::builder_key(&master, &host_type)
             );
         }
+        Command::Token {
+            action,
+            config,
+            data_dir,
+            env,
+        } => {
+            let mut cfg = load(config, env.as_deref())?;
+            if let Some(d) = data_dir {
+                cfg.data_dir = d;
+            }
+            std::fs::create_dir_all(&cfg.data_dir)?;
+            let db = cfg.data_dir.join(coordinator_bin::app::BUILDS_DB);
+            let store = coordinator_bin::store::SqliteStore::open(&db)?;
+            token(&store, action).await?;
+        }
         Command::Config { config, env } => {
             let cfg = checked(load(config.clone(), env.as_deref())?, config.as_ref())?;
             print!("{}", toml::to_string(&cfg)?);
@@ -195,6 +299,11 @@ async fn main() -> anyhow::Result<()> {
                     }
                     _ => anyhow::Error::from(e),
                 })?;
+            if c.access.tokens().await?.iter().all(|t| t.revoked.is_some()) {
+                tracing::warn!(
+                    "no API tokens yet: every write answers 401; make one with `coordinator token create --name me --role admin`"
+                );
+            }
             let listener = tokio::net::TcpListener::bind(listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;

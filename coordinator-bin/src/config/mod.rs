@@ -48,6 +48,9 @@
 //! write_timeout_secs = 10
 //! mux = true                            # streams on one connection for buildlets that offer it
 //!
+//! [auth]                                # writes always need a token (`coordinator token create`)
+//! anonymous_read = false                # default: true when `listen` is loopback, else false
+//!
 //! [limits]                              # both listeners; these are the defaults
 //! max_connections = 4096
 //! max_per_ip = 512
@@ -120,6 +123,8 @@ pub struct Config {
     pub public_url: Option<String>,
     /// The control connections of reverse buildlets.
     pub revdial: RevdialConfig,
+    /// Who may read without a token.
+    pub auth: AuthConfig,
     /// Connection caps and timeouts of the web listener and the reverse front door.
     pub limits: LimitsConfig,
     /// Seconds a `git fetch` or `git clone` of a source may take before it is killed.
@@ -202,6 +207,24 @@ impl Default for RevdialConfig {
             write_timeout_secs: 10,
             mux: true,
         }
+    }
+}
+
+/// Access without a token. Writes always need one (`coordinator token create`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Whether pages and JSON answer callers without a token. Default: on when the web
+    /// listener is on a loopback address (only this machine reaches it), off otherwise.
+    pub anonymous_read: Option<bool>,
+}
+
+impl Config {
+    /// Whether callers without a token may read (see [`AuthConfig::anonymous_read`]).
+    pub fn anonymous_read(&self) -> bool {
+        self.auth
+            .anonymous_read
+            .unwrap_or_else(|| self.listen.ip().is_loopback())
     }
 }
 
@@ -491,6 +514,7 @@ impl Default for Config {
             perf: PerfConfig::default(),
             public_url: None,
             revdial: RevdialConfig::default(),
+            auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             git_timeout_secs: 300,
             shutdown_grace_secs: 10,

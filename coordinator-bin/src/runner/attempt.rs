@@ -13,6 +13,9 @@ use super::progress::Progress;
 use super::retry::{Attempt, AttemptError, Disposition, classify};
 use super::sharded::{TestRun, TestsEnd};
 use crate::Coordinator;
+
+/// How long a signed bootstrap URL stays valid: the fetch starts at once.
+const BOOTSTRAP_URL_LIFE: Duration = Duration::from_secs(3600);
 use crate::config::BuilderConfig;
 use crate::logs::live::{LiveLog, LogWriter};
 use crate::model::{Event, State};
@@ -146,7 +149,9 @@ impl BuildAttempt<'_> {
         bs: &crate::config::Bootstrap,
     ) -> Result<(), AttemptError> {
         let url = if bs.url.starts_with('/') {
-            format!("{}{}", self.c.base_url(), bs.url)
+            // The buildlet has no token: the coordinator signs the URL for it.
+            let signed = self.c.signer.sign(&bs.url, BOOTSTRAP_URL_LIFE);
+            format!("{}{signed}", self.c.base_url())
         } else {
             bs.url.clone()
         };

@@ -1,7 +1,9 @@
 //! The contract of a [`BuildStore`], as a suite any implementation runs against itself:
 //! `conformance::run_all(&store).await` in the store's own tests.
 
-use super::{BuildStore, Commit, Detail, NewBuilds, Step, UnitResult};
+use super::{
+    AccessStore, AuditEntry, BuildStore, Commit, Detail, NewBuilds, Step, TokenRecord, UnitResult,
+};
 use crate::model::{Event, State};
 
 fn commit(n: u8) -> Commit {
@@ -261,4 +263,68 @@ async fn units_and_their_history(store: &dyn BuildStore) {
     assert_eq!(history, mine);
     assert_eq!(store.unit_history(builder, 1).await.unwrap().len(), 1);
     assert!(store.unit_history("nobody", 10).await.unwrap().is_empty());
+}
+
+/// The contract of an [`AccessStore`]: token names are unique, lookups are by hash,
+/// revocation is once and by name or id, and the audit log pages newest first.
+pub async fn access(store: &dyn AccessStore) {
+    let token = |id: &str, name: &str| TokenRecord {
+        id: id.into(),
+        name: name.into(),
+        roles: vec!["submitter".into(), "viewer".into()],
+        hash: format!("{name}-hash"),
+        created: "2026-12-02T00:00:00Z".into(),
+        revoked: None,
+    };
+    store.add_token(&token("01", "ci")).await.expect("add");
+    store.add_token(&token("02", "alice")).await.expect("add");
+    let clash = store.add_token(&token("03", "ci")).await.unwrap_err();
+    assert!(
+        clash.0.contains("\"ci\""),
+        "the clash names the name: {clash}"
+    );
+    let got = store
+        .token_by_hash("ci-hash")
+        .await
+        .unwrap()
+        .expect("found");
+    assert_eq!(got, token("01", "ci"));
+    assert!(store.token_by_hash("nope").await.unwrap().is_none());
+    assert_eq!(store.tokens().await.unwrap().len(), 2);
+    assert!(store.revoke_token("ci").await.unwrap(), "by name");
+    assert!(!store.revoke_token("ci").await.unwrap(), "once");
+    assert!(store.revoke_token("02").await.unwrap(), "by id");
+    let revoked = store.token_by_hash("ci-hash").await.unwrap().unwrap();
+    assert!(
+        revoked.revoked.is_some(),
+        "a revoked token is still found, marked"
+    );
+
+    for i in 0..5u16 {
+        store
+            .add_audit(&AuditEntry {
+                seq: 0,
+                time: format!("2026-12-02T00:00:0{i}Z"),
+                who: "ci".into(),
+                roles: "submitter".into(),
+                route: "POST /api/builds".into(),
+                target: format!("/api/builds#{i}"),
+                status: 200 + i,
+                client: "127.0.0.1:1".into(),
+            })
+            .await
+            .expect("audit");
+    }
+    let first = store.audit(None, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|e| e.status).collect::<Vec<_>>(),
+        [204, 203],
+        "newest first"
+    );
+    let next = store.audit(Some(first[1].seq), 10).await.unwrap();
+    assert_eq!(
+        next.iter().map(|e| e.status).collect::<Vec<_>>(),
+        [202, 201, 200]
+    );
+    assert_eq!(next[2].target, "/api/builds#0");
 }

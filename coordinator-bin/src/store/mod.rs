@@ -5,12 +5,14 @@
 //! one result; claims are exclusive; enqueue and the head update are one transaction).
 //! State changes follow [`crate::model::build`]'s rules.
 
+pub mod access;
 pub mod conformance;
 pub mod sqlite;
 
 use async_trait::async_trait;
 
 use crate::model::{Event, State};
+pub use access::{AccessStore, AuditEntry, TokenRecord};
 pub use sqlite::SqliteStore;
 
 /// A store's failure (its own, not the caller's).

@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    Build, BuildStore, Commit, Detail, GridPage, NewBuilds, Result, Step, StoreError, UnitResult,
+    AccessStore, AuditEntry, Build, BuildStore, Commit, Detail, GridPage, NewBuilds, Result, Step,
+    StoreError, TokenRecord, UnitResult,
 };
 use crate::model::{Event, State};
 
@@ -73,6 +74,25 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX IF NOT EXISTS units_builder ON units (builder, result);",
     // 4: sub-repo builds name the revision they are built against.
     "ALTER TABLE builds ADD COLUMN go_rev TEXT NOT NULL DEFAULT '';",
+    // 5: API tokens (their hashes) and the audit log of writes.
+    "CREATE TABLE IF NOT EXISTS tokens (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        roles TEXT NOT NULL,
+        hash TEXT NOT NULL UNIQUE,
+        created TEXT NOT NULL,
+        revoked TEXT
+    );
+    CREATE TABLE IF NOT EXISTS audit (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        time TEXT NOT NULL,
+        who TEXT NOT NULL,
+        roles TEXT NOT NULL,
+        route TEXT NOT NULL,
+        target TEXT NOT NULL,
+        status INTEGER NOT NULL,
+        client TEXT NOT NULL
+    );",
 ];
 
 const COLUMNS: &str = "id, seq, source, branch, rev, builder, state, attempt, created, started, ended, buildlet, author, date, desc, go_rev";
@@ -464,6 +484,117 @@ impl BuildStore for SqliteStore {
     }
 }
 
+fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRecord> {
+    let roles: String = r.get(2)?;
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        roles: roles
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        hash: r.get(3)?,
+        created: r.get(4)?,
+        revoked: r.get(5)?,
+    })
+}
+
+const TOKEN_COLUMNS: &str = "id, name, roles, hash, created, revoked";
+
+#[async_trait]
+impl AccessStore for SqliteStore {
+    async fn add_token(&self, t: &TokenRecord) -> Result<()> {
+        let t = t.clone();
+        let name = t.name.clone();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO tokens (id, name, roles, hash, created, revoked) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![t.id, t.name, t.roles.join(","), t.hash, t.created, t.revoked],
+            )
+        })
+        .await
+        .map_err(|e| {
+            if e.0.contains("UNIQUE") {
+                StoreError(format!("a token named {name:?} exists already"))
+            } else {
+                e
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>> {
+        self.call(|conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created, id"
+            ))?;
+            stmt.query_map([], token_row)?.collect()
+        })
+        .await
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        let hash = hash.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = ?1"),
+                [hash],
+                token_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, name_or_id: &str) -> Result<bool> {
+        let key = name_or_id.to_owned();
+        self.call(move |conn| {
+            Ok(conn.execute(
+                "UPDATE tokens SET revoked = ?1 WHERE (name = ?2 OR id = ?2) AND revoked IS NULL",
+                params![now(), key],
+            )? > 0)
+        })
+        .await
+    }
+
+    async fn add_audit(&self, e: &AuditEntry) -> Result<()> {
+        let e = e.clone();
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO audit (time, who, roles, route, target, status, client) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![e.time, e.who, e.roles, e.route, e.target, e.status, e.client],
+            )
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn audit(&self, before: Option<i64>, limit: i64) -> Result<Vec<AuditEntry>> {
+        let before = before.unwrap_or(i64::MAX);
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, time, who, roles, route, target, status, client FROM audit
+                 WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+            )?;
+            stmt.query_map(params![before, limit], |r| {
+                Ok(AuditEntry {
+                    seq: r.get(0)?,
+                    time: r.get(1)?,
+                    who: r.get(2)?,
+                    roles: r.get(3)?,
+                    route: r.get(4)?,
+                    target: r.get(5)?,
+                    status: r.get(6)?,
+                    client: r.get(7)?,
+                })
+            })?
+            .collect()
+        })
+        .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +604,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(&dir.path().join("builds.db")).unwrap();
         crate::store::conformance::run_all(&store).await;
+        crate::store::conformance::access(&store).await;
     }
 
     #[tokio::test]

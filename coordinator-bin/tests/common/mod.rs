@@ -73,9 +73,43 @@ pub struct Coord {
     pub reverse_port: u16,
 }
 
+/// The admin token each test coordinator (by HTTP port) was started with: [`http`] and
+/// [`get_bytes`] send it, so tests act as an admin unless they use [`http_as`].
+static ADMIN_TOKENS: std::sync::Mutex<Vec<(u16, String)>> = std::sync::Mutex::new(Vec::new());
+
+fn admin_token(port: u16) -> Option<String> {
+    let tokens = ADMIN_TOKENS.lock().unwrap();
+    tokens
+        .iter()
+        .find(|(p, _)| *p == port)
+        .map(|(_, t)| t.clone())
+}
+
+/// `coordinator token create` on `cfg`'s data directory; returns the token.
+pub fn create_token(cfg: &Path, name: &str, roles: &[&str]) -> String {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_coordinator"));
+    cmd.args(["token", "create", "--name", name, "--config"])
+        .arg(cfg);
+    for r in roles {
+        cmd.args(["--role", r]);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
 /// Starts `coordinator serve --config <cfg>` and reads its ports from its first lines.
+/// An admin token is made first; requests through [`http`] carry it.
 pub fn start(cfg: &Path) -> Coord {
     use std::io::BufRead;
+    // A new name per start: a test may restart a coordinator on the same data.
+    static STARTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let admin = create_token(cfg, &format!("test-admin-{n}"), &["admin"]);
     let mut child = Command::new(env!("CARGO_BIN_EXE_coordinator"))
         .args(["serve", "--config"])
         .arg(cfg)
@@ -110,20 +144,26 @@ pub fn start(cfg: &Path) -> Coord {
         }
         port = port_of(&line, "serving http://");
     }
+    let port = port.unwrap();
+    ADMIN_TOKENS.lock().unwrap().push((port, admin));
     Coord {
         proc: Proc(child),
-        port: port.unwrap(),
+        port,
         reverse_port,
     }
 }
 
-/// One HTTP/1.1 request; returns the whole raw response.
-fn request(port: u16, method: &str, path: &str, body: &str) -> Vec<u8> {
+/// One HTTP/1.1 request as `token` (none: no credentials); returns the whole raw
+/// response.
+fn request_as(token: Option<&str>, port: u16, method: &str, path: &str, body: &str) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -132,9 +172,30 @@ fn request(port: u16, method: &str, path: &str, body: &str) -> Vec<u8> {
     raw
 }
 
-/// One HTTP/1.1 request; returns (status, body).
+/// One HTTP/1.1 request as the coordinator's admin; returns the whole raw response.
+fn request(port: u16, method: &str, path: &str, body: &str) -> Vec<u8> {
+    request_as(admin_token(port).as_deref(), port, method, path, body)
+}
+
+/// One HTTP/1.1 request as the coordinator's admin; returns (status, body).
 pub fn http(port: u16, method: &str, path: &str, body: &str) -> (u16, String) {
-    let text = String::from_utf8_lossy(&request(port, method, path, body)).into_owned();
+    parse(&request(port, method, path, body))
+}
+
+/// One HTTP/1.1 request as `token` (none: no credentials); returns (status, body).
+pub fn http_as(
+    token: Option<&str>,
+    port: u16,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    parse(&request_as(token, port, method, path, body))
+}
+
+/// A raw response as (status, body), chunked bodies joined.
+fn parse(raw: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(raw).into_owned();
     let status = text[9..12].parse().unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let body = if head

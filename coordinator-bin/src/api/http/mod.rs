@@ -12,14 +12,22 @@
 //! | `POST /api/builds/{id}/retry` | queue the same build again (upstream's retrybuilds) |
 //! | `POST /api/builds/{id}/cancel` | cancel a queued or running build |
 //! | `POST /api/poll` | poll the work sources now |
+//! | `GET /admin/audit`, `GET /api/audit` | the audit log of writes, newest first, 50 a page (`?before=SEQ`); admins only |
 //! | `GET /src/{source}/+archive/{rev}.tar.gz` | the tree at a commit, as pushed to buildlets (`git archive`; the URL shape of the Gerrit archives upstream's gitmirror served), fit for a buildlet's `writetgz?url=` |
 //! | `GET /bootstrap/{file}` | a file of the data dir's `bootstrap/` folder (bootstrap toolchains that builders name as `/bootstrap/FILE`) |
 //! | `GET /metrics`, `GET /healthz` | Prometheus text; `ok` |
 //! | `/perf/…` | perfstore's API and UI |
 //!
+//! Who may call each route is declared with it ([`routes`]): reads need the `viewer`
+//! role unless anonymous reading is on, writes need their role (`submitter` to queue,
+//! `admin` to retry, cancel, poll or read the audit log, `perf-uploader` for
+//! `/perf/upload`), `/src/…` and `/bootstrap/…` also answer URLs the coordinator signed,
+//! and `/healthz` answers anyone. See [`crate::auth`].
+//!
 //! Handlers parse, call [`crate::ops`], and render; errors become [`AppError`], which
 //! maps each [`Error`] kind to its status and logs the coordinator's own failures.
 
+mod admin;
 mod builds;
 mod json;
 mod logs;
@@ -29,40 +37,141 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 
 use crate::Coordinator;
+use crate::auth::layer::{AuthState, RouteRule, authorize};
+use crate::auth::{Access, Role};
 use crate::error::Error;
 use crate::model::State as BuildState;
 
 type Shared = Arc<Coordinator>;
 
-/// The whole HTTP surface.
+/// Every route: method, path, what it asks of its caller ([`Access`]), and its
+/// handler. The router is built from this list and the auth middleware reads its rules
+/// from it, so a route cannot be added without saying who may call it.
+fn table() -> Vec<(RouteRule, MethodRouter<Shared>)> {
+    use Access::{Fetch, Need, Public, Read, Write};
+    use Role::{Admin, Submitter};
+    let rule = |method: Method, path, access| RouteRule {
+        method,
+        path,
+        access,
+    };
+    vec![
+        (rule(Method::GET, "/", Read), get(pages::grid)),
+        (rule(Method::GET, "/build/{id}", Read), get(pages::build)),
+        (rule(Method::GET, "/log/{id}", Read), get(logs::log)),
+        (rule(Method::GET, "/status", Read), get(pages::status)),
+        (
+            rule(Method::GET, "/admin/audit", Need(Admin)),
+            get(admin::audit_page),
+        ),
+        (
+            rule(Method::GET, "/api/audit", Need(Admin)),
+            get(admin::audit_json),
+        ),
+        (
+            rule(Method::POST, "/api/builds", Write(Submitter)),
+            post(builds::enqueue),
+        ),
+        (
+            rule(Method::GET, "/api/builds/{id}", Read),
+            get(builds::get),
+        ),
+        (
+            rule(Method::GET, "/api/builds/{id}/record", Read),
+            get(builds::record),
+        ),
+        (
+            rule(Method::GET, "/api/builds/{id}/units", Read),
+            get(builds::units),
+        ),
+        (
+            rule(Method::POST, "/api/builds/{id}/retry", Write(Admin)),
+            post(builds::retry),
+        ),
+        (
+            rule(Method::POST, "/api/builds/{id}/cancel", Write(Admin)),
+            post(builds::cancel),
+        ),
+        (
+            rule(Method::POST, "/api/poll", Write(Admin)),
+            post(builds::poll),
+        ),
+        (
+            rule(Method::GET, "/src/{source}/+archive/{file}", Fetch),
+            get(logs::source_archive),
+        ),
+        (
+            rule(Method::GET, "/bootstrap/{file}", Fetch),
+            get(logs::bootstrap_archive),
+        ),
+        (rule(Method::GET, "/metrics", Read), get(metrics)),
+        (
+            rule(Method::GET, "/healthz", Public),
+            get(|| async { "ok\n" }),
+        ),
+        (
+            rule(Method::GET, "/perf", Read),
+            get(|| async { Redirect::permanent("/perf/") }),
+        ),
+    ]
+}
+
+/// The rules of the routes perfstore serves under `/perf/`: reads for readers, every
+/// write (its `/upload`) for perf uploaders.
+fn perf_rules() -> Vec<RouteRule> {
+    [
+        Method::GET,
+        Method::POST,
+        Method::PUT,
+        Method::DELETE,
+        Method::PATCH,
+    ]
+    .into_iter()
+    .map(|method| RouteRule {
+        access: if method == Method::GET {
+            Access::Read
+        } else {
+            Access::Write(Role::PerfUploader)
+        },
+        method,
+        path: "/perf/*",
+    })
+    .collect()
+}
+
+/// Every route's rule, perfstore's included: what the auth middleware enforces (and
+/// what the route-walking test walks).
+pub fn routes() -> Vec<RouteRule> {
+    table()
+        .into_iter()
+        .map(|(r, _)| r)
+        .chain(perf_rules())
+        .collect()
+}
+
+/// The whole HTTP surface, behind the auth middleware.
 pub fn router(c: Arc<Coordinator>) -> Router {
     let perf = perfstore::http::router(c.perf.clone(), perfstore::http::ServerConfig::default());
-    Router::new()
-        .route("/", get(pages::grid))
-        .route("/build/{id}", get(pages::build))
-        .route("/log/{id}", get(logs::log))
-        .route("/status", get(pages::status))
-        .route("/api/builds", post(builds::enqueue))
-        .route("/api/builds/{id}", get(builds::get))
-        .route("/api/builds/{id}/record", get(builds::record))
-        .route("/api/builds/{id}/units", get(builds::units))
-        .route("/api/builds/{id}/retry", post(builds::retry))
-        .route("/api/builds/{id}/cancel", post(builds::cancel))
-        .route("/api/poll", post(builds::poll))
-        .route("/src/{source}/+archive/{file}", get(logs::source_archive))
-        .route("/bootstrap/{file}", get(logs::bootstrap_archive))
-        .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/perf", get(|| async { Redirect::permanent("/perf/") }))
-        .fallback(not_found)
+    let auth = AuthState {
+        rules: Arc::new(routes()),
+        store: c.access.clone(),
+        anonymous_read: c.config.anonymous_read(),
+        signer: c.signer.clone(),
+    };
+    let mut r = Router::new();
+    for (rule, handler) in table() {
+        r = r.route(rule.path, handler);
+    }
+    r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(c)
         .nest("/perf/", perf)
+        .layer(axum::middleware::from_fn_with_state(auth, authorize))
 }
 
 /// An error answered over HTTP: the kind decides the status; the coordinator's own

@@ -11,7 +11,7 @@ use tower::ServiceExt;
 use crate::Coordinator;
 use crate::model::{Event, State};
 use crate::store::{Detail, Step};
-use crate::testing::fixture;
+use crate::testing::{Fixture, fixture};
 
 struct Reply {
     status: StatusCode,
@@ -19,11 +19,24 @@ struct Reply {
     body: String,
 }
 
-async fn call(c: &Arc<Coordinator>, method: &str, uri: &str, body: &str) -> Reply {
-    call_with(c, Request::builder().method(method).uri(uri), body).await
+/// A request as the fixture's admin.
+async fn call(f: &Fixture, method: &str, uri: &str, body: &str) -> Reply {
+    call_with(f, Request::builder().method(method).uri(uri), body).await
 }
 
-async fn call_with(c: &Arc<Coordinator>, req: axum::http::request::Builder, body: &str) -> Reply {
+/// A request as the fixture's admin, unless it names other credentials.
+async fn call_with(f: &Fixture, mut req: axum::http::request::Builder, body: &str) -> Reply {
+    if !req
+        .headers_ref()
+        .is_some_and(|h| h.contains_key(header::AUTHORIZATION))
+    {
+        req = req.header(header::AUTHORIZATION, format!("Bearer {}", f.admin));
+    }
+    call_as(&f.c, req, body).await
+}
+
+/// A request exactly as given.
+async fn call_as(c: &Arc<Coordinator>, req: axum::http::request::Builder, body: &str) -> Reply {
     let resp = super::router(c.clone())
         .oneshot(req.body(Body::from(body.to_string())).unwrap())
         .await
@@ -45,9 +58,9 @@ async fn call_with(c: &Arc<Coordinator>, req: axum::http::request::Builder, body
 }
 
 /// Queues a build through the API; returns its id.
-async fn enqueue(c: &Arc<Coordinator>, rev: &str) -> String {
+async fn enqueue(f: &Fixture, rev: &str) -> String {
     let r = call(
-        c,
+        f,
         "POST",
         "/api/builds",
         &format!(r#"{{"source":"repo","rev":"{rev}","builder":"local-quick"}}"#),
@@ -59,9 +72,9 @@ async fn enqueue(c: &Arc<Coordinator>, rev: &str) -> String {
 }
 
 /// A build that ran and failed at its second step.
-async fn failed_build(c: &Arc<Coordinator>, rev: &str) -> String {
-    let id = enqueue(c, rev).await;
-    let s = &c.store;
+async fn failed_build(f: &Fixture, rev: &str) -> String {
+    let id = enqueue(f, rev).await;
+    let s = &f.c.store;
     assert!(s.apply(&id, Event::Claim, Detail::default()).await.unwrap());
     assert!(
         s.apply(&id, Event::Leased, Detail::buildlet("local-host-local-0"))
@@ -101,11 +114,11 @@ async fn failed_build(c: &Arc<Coordinator>, rev: &str) -> String {
 #[tokio::test]
 async fn grid_pages_and_json() {
     let f = fixture().await;
-    let r = call(&f.c, "GET", "/", "").await;
+    let r = call(&f, "GET", "/", "").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("No builds yet"), "{}", r.body);
-    let failed = failed_build(&f.c, &f.rev).await;
-    let r = call(&f.c, "GET", "/", "").await;
+    let failed = failed_build(&f, &f.rev).await;
+    let r = call(&f, "GET", "/", "").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.content_type.starts_with("text/html"));
     assert!(r.body.contains(&f.rev[..10]), "{}", r.body);
@@ -115,7 +128,7 @@ async fn grid_pages_and_json() {
         r.body
     );
     assert!(r.body.contains("first commit"));
-    let r = call(&f.c, "GET", "/?mode=json", "").await;
+    let r = call(&f, "GET", "/?mode=json", "").await;
     assert_eq!(r.status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["revisions"][0]["revision"], f.rev.as_str());
@@ -126,12 +139,12 @@ async fn grid_pages_and_json() {
             .ends_with(&format!("/log/{failed}")),
         "{v}"
     );
-    let r = call(&f.c, "GET", "/?page=1", "").await;
+    let r = call(&f, "GET", "/?page=1", "").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("No older commits"), "{}", r.body);
     assert!(r.body.contains("newer"), "{}", r.body);
     for bad in ["/?mode=xml", "/?page=-1", "/?page=x"] {
-        let r = call(&f.c, "GET", bad, "").await;
+        let r = call(&f, "GET", bad, "").await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }
 }
@@ -139,8 +152,8 @@ async fn grid_pages_and_json() {
 #[tokio::test]
 async fn build_page_log_and_json() {
     let f = fixture().await;
-    let id = failed_build(&f.c, &f.rev).await;
-    let r = call(&f.c, "GET", &format!("/build/{id}"), "").await;
+    let id = failed_build(&f, &f.rev).await;
+    let r = call(&f, "GET", &format!("/build/{id}"), "").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains(r#"id="failed""#), "{}", r.body);
     assert!(r.body.contains("$ make test") && r.body.contains("exit status 2"));
@@ -149,15 +162,15 @@ async fn build_page_log_and_json() {
         "step durations are shown: {}",
         r.body
     );
-    let r = call(&f.c, "GET", &format!("/log/{id}"), "").await;
+    let r = call(&f, "GET", &format!("/log/{id}"), "").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("result: failed") && r.body.contains("FAIL"));
-    let r = call(&f.c, "GET", &format!("/api/builds/{id}"), "").await;
+    let r = call(&f, "GET", &format!("/api/builds/{id}"), "").await;
     assert_eq!(r.status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["state"], "failed");
     assert_eq!(v["buildlet"], "local-host-local-0");
-    let r = call(&f.c, "GET", &format!("/api/builds/{id}/record"), "").await;
+    let r = call(&f, "GET", &format!("/api/builds/{id}/record"), "").await;
     assert_eq!(r.status, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["Result"], "fail");
@@ -167,7 +180,7 @@ async fn build_page_log_and_json() {
         "/api/builds/Bnope",
         "/api/builds/Bnope/record",
     ] {
-        let r = call(&f.c, "GET", path, "").await;
+        let r = call(&f, "GET", path, "").await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
         assert!(r.body.contains("no build Bnope"), "{path}: {}", r.body);
     }
@@ -176,7 +189,7 @@ async fn build_page_log_and_json() {
 #[tokio::test]
 async fn write_routes() {
     let f = fixture().await;
-    let id = enqueue(&f.c, "main").await;
+    let id = enqueue(&f, "main").await;
     let b = f.c.store.get(&id).await.unwrap().unwrap();
     assert_eq!((b.rev(), b.branch.as_str()), (f.rev.as_str(), "main"));
     for (body, want) in [
@@ -198,41 +211,41 @@ async fn write_routes() {
             "unknown field",
         ),
     ] {
-        let r = call(&f.c, "POST", "/api/builds", body).await;
+        let r = call(&f, "POST", "/api/builds", body).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         assert!(r.body.contains(want), "{body}: {}", r.body);
     }
-    let r = call(&f.c, "POST", &format!("/api/builds/{id}/retry"), "").await;
+    let r = call(&f, "POST", &format!("/api/builds/{id}/retry"), "").await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
-    let r = call(&f.c, "POST", &format!("/api/builds/{id}/cancel"), "").await;
+    let r = call(&f, "POST", &format!("/api/builds/{id}/cancel"), "").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
-    let r = call(&f.c, "POST", &format!("/api/builds/{id}/cancel"), "").await;
+    let r = call(&f, "POST", &format!("/api/builds/{id}/cancel"), "").await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
     assert!(r.body.contains("canceled"), "{}", r.body);
     for path in ["/api/builds/Bnope/cancel", "/api/builds/Bnope/retry"] {
-        let r = call(&f.c, "POST", path, "").await;
+        let r = call(&f, "POST", path, "").await;
         assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}: {}", r.body);
     }
-    let r = call(&f.c, "POST", "/api/poll", "").await;
+    let r = call(&f, "POST", "/api/poll", "").await;
     assert_eq!(r.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
 async fn status_in_html_and_json() {
     let f = fixture().await;
-    let queued = enqueue(&f.c, &f.rev).await;
-    let r = call(&f.c, "GET", "/status", "").await;
+    let queued = enqueue(&f, &f.rev).await;
+    let r = call(&f, "GET", "/status", "").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.body.contains("host-local"), "{}", r.body);
     assert!(r.body.contains(&format!("/build/{queued}")), "{}", r.body);
-    let r = call(&f.c, "GET", "/status?mode=json", "").await;
+    let r = call(&f, "GET", "/status?mode=json", "").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.content_type.starts_with("application/json"));
     let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(v["queue"][0]["id"], queued.as_str());
     assert_eq!(v["queue"][0]["position"], 1);
     assert_eq!(v["pools"][0]["host_type"], "host-local");
-    let r = call(&f.c, "GET", "/status?mode=yaml", "").await;
+    let r = call(&f, "GET", "/status?mode=yaml", "").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 
@@ -240,7 +253,7 @@ async fn status_in_html_and_json() {
 async fn source_archives() {
     let f = fixture().await;
     for rev in [f.rev.as_str(), "main"] {
-        let r = call(&f.c, "GET", &format!("/src/repo/+archive/{rev}.tar.gz"), "").await;
+        let r = call(&f, "GET", &format!("/src/repo/+archive/{rev}.tar.gz"), "").await;
         assert_eq!(r.status, StatusCode::OK, "{rev}");
         assert_eq!(r.content_type, "application/x-gzip");
     }
@@ -261,14 +274,14 @@ async fn source_archives() {
         ("/src/nope/+archive/main.tar.gz", StatusCode::NOT_FOUND),
         ("/src/repo/+archive/nope.tar.gz", StatusCode::NOT_FOUND),
     ] {
-        assert_eq!(call(&f.c, "GET", path, "").await.status, status, "{path}");
+        assert_eq!(call(&f, "GET", path, "").await.status, status, "{path}");
     }
 }
 
 #[tokio::test]
 async fn metrics_health_perf_and_fallbacks() {
     let f = fixture().await;
-    let r = call(&f.c, "GET", "/metrics", "").await;
+    let r = call(&f, "GET", "/metrics", "").await;
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.content_type.starts_with("text/plain"));
     assert!(
@@ -283,7 +296,7 @@ async fn metrics_health_perf_and_fallbacks() {
         .finished("b", State::Succeeded, std::time::Duration::from_secs(70));
     f.c.metrics.lease_failed("host-local");
     let r = call_with(
-        &f.c,
+        &f,
         Request::get("/metrics").header(header::ACCEPT, "application/openmetrics-text"),
         "",
     )
@@ -296,16 +309,16 @@ async fn metrics_health_perf_and_fallbacks() {
     ] {
         assert!(r.body.contains(want), "{want}:\n{}", r.body);
     }
-    let r = call(&f.c, "GET", "/healthz", "").await;
+    let r = call(&f, "GET", "/healthz", "").await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "ok\n"));
-    let r = call(&f.c, "GET", "/perf", "").await;
+    let r = call(&f, "GET", "/perf", "").await;
     assert_eq!(r.status, StatusCode::PERMANENT_REDIRECT);
-    let r = call(&f.c, "GET", "/perf/", "").await;
+    let r = call(&f, "GET", "/perf/", "").await;
     assert_eq!(r.status, StatusCode::OK);
-    let r = call(&f.c, "GET", "/nope", "").await;
+    let r = call(&f, "GET", "/nope", "").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert!(r.body.contains("/nope"));
-    let r = call(&f.c, "DELETE", "/", "").await;
+    let r = call(&f, "DELETE", "/", "").await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert!(r.body.contains("DELETE"));
 }
@@ -316,12 +329,12 @@ async fn bootstrap_files_are_served_from_the_data_dir() {
     let folder = f.c.config.data_dir.join("bootstrap");
     std::fs::create_dir_all(&folder).unwrap();
     std::fs::write(folder.join("go1.22.tar.gz"), b"archive bytes").unwrap();
-    let r = call(&f.c, "GET", "/bootstrap/go1.22.tar.gz", "").await;
+    let r = call(&f, "GET", "/bootstrap/go1.22.tar.gz", "").await;
     assert_eq!(
         (r.status, r.body.as_str()),
         (StatusCode::OK, "archive bytes")
     );
-    let r = call(&f.c, "GET", "/bootstrap/missing.tar.gz", "").await;
+    let r = call(&f, "GET", "/bootstrap/missing.tar.gz", "").await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     for bad in [
         "/bootstrap/..",
@@ -329,7 +342,7 @@ async fn bootstrap_files_are_served_from_the_data_dir() {
         "/bootstrap/a%2F..%2Fb",
         "/bootstrap/%2Fetc%2Fpasswd",
     ] {
-        let r = call(&f.c, "GET", bad, "").await;
+        let r = call(&f, "GET", bad, "").await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }
 }

@@ -1,0 +1,265 @@
+//! The middleware that checks every request against its route's [`Access`], before
+//! routing, so that no handler runs for a caller it is not meant for, and that records
+//! every write in the audit log.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{Access, Identity, Role, signed::UrlSigner, token};
+use crate::store::{AccessStore, AuditEntry};
+
+/// One route as the policy sees it: method, path pattern (`{name}` matches one
+/// segment; a trailing `/*` matches everything below), and what it asks of callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRule {
+    /// The method (`GET` also covers `HEAD`).
+    pub method: Method,
+    /// The path pattern, as given to the router.
+    pub path: &'static str,
+    /// What the route asks of its caller.
+    pub access: Access,
+}
+
+/// What the middleware needs: the rules, the token store, and the switches.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    /// Every route's rule.
+    pub rules: Arc<Vec<RouteRule>>,
+    /// Tokens and the audit log.
+    pub store: Arc<dyn AccessStore>,
+    /// Whether callers without credentials may read.
+    pub anonymous_read: bool,
+    /// Checks signed URLs ([`Access::Fetch`]).
+    pub signer: UrlSigner,
+}
+
+/// Whether `path` matches the pattern `pattern`.
+fn matches(pattern: &str, path: &str) -> bool {
+    if let Some(prefix) = pattern.strip_suffix('*') {
+        return path.starts_with(prefix);
+    }
+    let (mut p, mut q) = (pattern.split('/'), path.split('/'));
+    loop {
+        match (p.next(), q.next()) {
+            (None, None) => return true,
+            (Some(a), Some(b)) => {
+                let param = a.starts_with('{') && a.ends_with('}');
+                if !(param && !b.is_empty() || a == b) {
+                    return false;
+                }
+            }
+            _ => return false,
+        }
+    }
+}
+
+impl AuthState {
+    /// The rule for a request. A `GET` no rule covers is a reader's (it answers `404`);
+    /// any other method no rule covers needs an admin.
+    pub fn rule(&self, method: &Method, path: &str) -> (String, Access) {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        if let Some(r) = self
+            .rules
+            .iter()
+            .find(|r| r.method == *method && matches(r.path, path))
+        {
+            return (format!("{} {}", r.method, r.path), r.access);
+        }
+        // Unrouted reads answer 404 or 405, to readers. Any other method on a path with
+        // no rule needs an admin: a write route added without a rule fails safe.
+        let access = if method == Method::GET {
+            Access::Read
+        } else {
+            Access::Write(Role::Admin)
+        };
+        (format!("{method} (no rule)"), access)
+    }
+
+    async fn identify(&self, headers: &HeaderMap) -> Result<Option<Identity>, Box<Response>> {
+        let Some(value) = headers.get(header::AUTHORIZATION) else {
+            return Ok(None);
+        };
+        let bad = |why: &str| {
+            Err(Box::new(refuse(
+                StatusCode::UNAUTHORIZED,
+                &format!("401 unauthorized: {why}\n"),
+            )))
+        };
+        let Some(t) = value.to_str().ok().and_then(|v| v.strip_prefix("Bearer ")) else {
+            return bad("the Authorization header must be `Bearer <token>`");
+        };
+        if !token::well_formed(t.trim()) {
+            return bad("that is not a coordinator token (xbt_ and 64 hex digits)");
+        }
+        match self.store.token_by_hash(&token::hash(t.trim())).await {
+            Ok(Some(rec)) if rec.revoked.is_none() => Ok(Some(Identity {
+                name: rec.name,
+                roles: rec
+                    .roles
+                    .iter()
+                    .filter_map(|r| Role::parse(r).ok())
+                    .collect(),
+            })),
+            Ok(Some(rec)) => bad(&format!("token {:?} was revoked", rec.name)),
+            Ok(None) => bad("unknown token"),
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                Err(Box::new(refuse(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "500 internal server error: token lookup failed\n",
+                )))
+            }
+        }
+    }
+}
+
+fn refuse(status: StatusCode, msg: &str) -> Response {
+    let mut r = (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg.to_owned(),
+    )
+        .into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"coordinator\""),
+        );
+    }
+    r
+}
+
+/// The middleware: identifies the caller, applies the route's rule, and audits writes.
+pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next) -> Response {
+    let (route, access) = a.rule(req.method(), req.uri().path());
+    let identity = match a.identify(req.headers()).await {
+        Ok(i) => i,
+        Err(refused) => return *refused,
+    };
+    let reader = identity
+        .clone()
+        .or_else(|| a.anonymous_read.then(Identity::anonymous_reader));
+    let denied = match access {
+        Access::Public => None,
+        Access::Read | Access::Fetch => {
+            let signed =
+                access == Access::Fetch && a.signer.verify(req.uri().path(), req.uri().query());
+            match &reader {
+                _ if signed => None,
+                Some(i) if i.has(Role::Viewer) => None,
+                Some(i) => Some(forbidden(i, Role::Viewer, &route)),
+                None => Some(unauthorized(Role::Viewer, &route)),
+            }
+        }
+        Access::Need(role) | Access::Write(role) => match &identity {
+            Some(i) if i.has(role) => None,
+            Some(i) => Some(forbidden(i, role, &route)),
+            None => return unauthorized(role, &route),
+        },
+    };
+    let client = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default();
+    let target = req.uri().path().to_owned();
+    if let Some(i) = &reader {
+        req.extensions_mut().insert(i.clone());
+    }
+    let response = match denied {
+        Some(r) => r,
+        None => next.run(req).await,
+    };
+    if access.is_write()
+        && let Some(i) = &identity
+    {
+        let entry = AuditEntry {
+            seq: 0,
+            time: crate::store::sqlite::now(),
+            who: i.name.clone(),
+            roles: i.roles_text(),
+            route,
+            target,
+            status: response.status().as_u16(),
+            client,
+        };
+        if let Err(e) = a.store.add_audit(&entry).await {
+            tracing::error!(error = %e, "could not record a write in the audit log");
+        }
+    }
+    response
+}
+
+fn unauthorized(role: Role, route: &str) -> Response {
+    refuse(
+        StatusCode::UNAUTHORIZED,
+        &format!(
+            "401 unauthorized: {route} needs a token with the {role} role; send \
+             `Authorization: Bearer <token>` (an admin makes one with `coordinator token \
+             create --name NAME --role {role}`)\n"
+        ),
+    )
+}
+
+fn forbidden(i: &Identity, role: Role, route: &str) -> Response {
+    refuse(
+        StatusCode::FORBIDDEN,
+        &format!(
+            "403 forbidden: {route} needs the {role} role; token {:?} has {}\n",
+            i.name,
+            if i.roles.is_empty() {
+                "none".to_owned()
+            } else {
+                i.roles_text()
+            }
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_whole_segments() {
+        assert!(matches("/api/builds/{id}/retry", "/api/builds/B1/retry"));
+        assert!(!matches("/api/builds/{id}/retry", "/api/builds//retry"));
+        assert!(!matches("/api/builds/{id}", "/api/builds/B1/retry"));
+        assert!(!matches("/api/builds/{id}", "/api/builds"));
+        assert!(matches("/", "/"));
+        assert!(!matches("/", "/x"));
+        assert!(matches("/perf/*", "/perf/upload"));
+        assert!(!matches("/perf/*", "/perfx"));
+    }
+
+    #[test]
+    fn admin_implies_every_role_and_any_role_reads() {
+        let admin = Identity {
+            name: "a".into(),
+            roles: vec![Role::Admin],
+        };
+        assert!(Role::ALL.iter().all(|r| admin.has(*r)));
+        let sub = Identity {
+            name: "s".into(),
+            roles: vec![Role::Submitter],
+        };
+        assert!(sub.has(Role::Viewer) && sub.has(Role::Submitter));
+        assert!(!sub.has(Role::Admin) && !sub.has(Role::PerfUploader));
+        let none = Identity {
+            name: "n".into(),
+            roles: vec![],
+        };
+        assert!(!none.has(Role::Viewer));
+        assert_eq!(Role::parse("perf-uploader"), Ok(Role::PerfUploader));
+        assert!(Role::parse("root").unwrap_err().contains("admin"));
+    }
+}
