@@ -18,6 +18,9 @@ pub enum Error {
     /// The request conflicts with the build's state (409).
     #[error("{0}")]
     Conflict(String),
+    /// The request's body is over its route's limit (413).
+    #[error("{0}")]
+    TooLarge(String),
     /// The build store failed (500).
     #[error(transparent)]
     Store(#[from] StoreError),

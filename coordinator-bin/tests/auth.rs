@@ -224,3 +224,37 @@ fn a_token_works_until_it_is_revoked_then_is_refused_at_once() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("perf-uploader"));
 }
+
+#[test]
+fn expensive_writes_are_rate_limited_per_token_and_bodies_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    repo_with_script(&repo, "#!/bin/sh\necho built\n", "one commit");
+    let cfg = config(dir.path(), &repo, "[auth]\nwrites_per_minute = 3\n");
+    let c = start(&cfg);
+    let ci = create_token(&cfg, "ci", &["submitter"]);
+    let other = create_token(&cfg, "other", &["submitter"]);
+    // Three pass the limit (and are refused for their body, after it).
+    for _ in 0..3 {
+        let (status, text) = http_as(Some(&ci), c.port, "POST", "/api/builds", "{");
+        assert_eq!(status, 400, "{text}");
+    }
+    let (status, text) = http_as(Some(&ci), c.port, "POST", "/api/builds", "{");
+    assert_eq!(status, 429, "{text}");
+    assert!(
+        text.contains("\"ci\"") && text.contains("3 times a minute") && text.contains("retry in"),
+        "{text}"
+    );
+    // Another token has its own allowance; reads are not limited.
+    let (status, _) = http_as(Some(&other), c.port, "POST", "/api/builds", "{");
+    assert_eq!(status, 400);
+    for _ in 0..5 {
+        let (status, _) = http_as(Some(&ci), c.port, "GET", "/api/builds/Bnope", "");
+        assert_eq!(status, 404);
+    }
+    // An enqueue body over its limit: 413 with the limit, nothing queued.
+    let big = format!("{{\"source\":\"{}\"}}", "x".repeat(20_000));
+    let (status, text) = http_as(Some(&other), c.port, "POST", "/api/builds", &big);
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("16384 bytes"), "{text}");
+}

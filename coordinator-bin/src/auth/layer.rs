@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{Access, Identity, Role, signed::UrlSigner, token};
+use super::{Access, Identity, Role, rate::RateLimiter, signed::UrlSigner, token};
 use crate::store::{AccessStore, AuditEntry};
 
 /// One route as the policy sees it: method, path pattern (`{name}` matches one
@@ -23,6 +23,9 @@ pub struct RouteRule {
     pub path: &'static str,
     /// What the route asks of its caller.
     pub access: Access,
+    /// Whether the route costs enough (a `git fetch`, a file parsed and stored) to be
+    /// rate-limited per caller.
+    pub limited: bool,
 }
 
 /// What the middleware needs: the rules, the token store, and the switches.
@@ -36,6 +39,8 @@ pub struct AuthState {
     pub anonymous_read: bool,
     /// Checks signed URLs ([`Access::Fetch`]).
     pub signer: UrlSigner,
+    /// The per-caller limit of [`RouteRule::limited`] routes.
+    pub rate: Arc<RateLimiter>,
 }
 
 /// Whether `path` matches the pattern `pattern`.
@@ -61,7 +66,7 @@ fn matches(pattern: &str, path: &str) -> bool {
 impl AuthState {
     /// The rule for a request. A `GET` no rule covers is a reader's (it answers `404`);
     /// any other method no rule covers needs an admin.
-    pub fn rule(&self, method: &Method, path: &str) -> (String, Access) {
+    pub fn rule(&self, method: &Method, path: &str) -> (String, Access, bool) {
         let method = if method == Method::HEAD {
             &Method::GET
         } else {
@@ -72,7 +77,7 @@ impl AuthState {
             .iter()
             .find(|r| r.method == *method && matches(r.path, path))
         {
-            return (format!("{} {}", r.method, r.path), r.access);
+            return (format!("{} {}", r.method, r.path), r.access, r.limited);
         }
         // Unrouted reads answer 404 or 405, to readers. Any other method on a path with
         // no rule needs an admin: a write route added without a rule fails safe.
@@ -81,7 +86,7 @@ impl AuthState {
         } else {
             Access::Write(Role::Admin)
         };
-        (format!("{method} (no rule)"), access)
+        (format!("{method} (no rule)"), access, false)
     }
 
     async fn identify(&self, headers: &HeaderMap) -> Result<Option<Identity>, Box<Response>> {
@@ -140,7 +145,7 @@ fn refuse(status: StatusCode, msg: &str) -> Response {
 
 /// The middleware: identifies the caller, applies the route's rule, and audits writes.
 pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next) -> Response {
-    let (route, access) = a.rule(req.method(), req.uri().path());
+    let (route, access, limited) = a.rule(req.method(), req.uri().path());
     let identity = match a.identify(req.headers()).await {
         Ok(i) => i,
         Err(refused) => return *refused,
@@ -175,6 +180,11 @@ pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next)
     if let Some(i) = &reader {
         req.extensions_mut().insert(i.clone());
     }
+    let denied = denied.or_else(|| {
+        let who = identity.as_ref().filter(|_| limited)?;
+        let wait = a.rate.check(&who.name, std::time::Instant::now()).err()?;
+        Some(too_many(&who.name, a.rate.per_minute(), &route, wait))
+    });
     let response = match denied {
         Some(r) => r,
         None => next.run(req).await,
@@ -197,6 +207,20 @@ pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next)
         }
     }
     response
+}
+
+fn too_many(who: &str, per_minute: u32, route: &str, wait: std::time::Duration) -> Response {
+    let secs = wait.as_secs() + 1;
+    let mut r = refuse(
+        StatusCode::TOO_MANY_REQUESTS,
+        &format!(
+            "429 too many requests: token {who:?} may call {route} at most {per_minute} times \
+             a minute; retry in {secs} s\n"
+        ),
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    r
 }
 
 fn unauthorized(role: Role, route: &str) -> Response {

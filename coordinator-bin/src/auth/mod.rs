@@ -13,6 +13,7 @@
 //! URLs signed by the coordinator ([`signed`]).
 
 pub mod layer;
+pub mod rate;
 pub mod signed;
 pub mod token;
 

@@ -50,6 +50,7 @@
 //!
 //! [auth]                                # writes always need a token (`coordinator token create`)
 //! anonymous_read = false                # default: true when `listen` is loopback, else false
+//! writes_per_minute = 60                # per token: queuing builds, perf uploads (429 past it)
 //!
 //! [limits]                              # both listeners; these are the defaults
 //! max_connections = 4096
@@ -211,12 +212,24 @@ impl Default for RevdialConfig {
 }
 
 /// Access without a token. Writes always need one (`coordinator token create`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// Whether pages and JSON answer callers without a token. Default: on when the web
     /// listener is on a loopback address (only this machine reaches it), off otherwise.
     pub anonymous_read: Option<bool>,
+    /// Expensive writes (queuing a build, a perf upload) each token may make a minute,
+    /// in bursts of as many; more get 429. Default 60.
+    pub writes_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            anonymous_read: None,
+            writes_per_minute: 60,
+        }
+    }
 }
 
 impl Config {

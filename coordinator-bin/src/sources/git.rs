@@ -107,9 +107,15 @@ pub struct Mirror {
     url: String,
     /// How long a fetch or clone may take.
     fetch_limit: Duration,
-    /// One fetch at a time: the poller and an enqueue may both fetch.
-    fetching: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// One fetch at a time (the poller and enqueues may all fetch), holding when the
+    /// last successful one started.
+    fetching: std::sync::Arc<tokio::sync::Mutex<Option<std::time::Instant>>>,
 }
+
+/// Fetches and clones running at once, over every mirror: each is a process and a
+/// network transfer, and a burst of enqueues must not start one per request.
+const MAX_NETWORK_GIT: usize = 4;
+static NETWORK_GIT: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_NETWORK_GIT);
 
 /// The mirror directory's name for a source name: the name with anything but ASCII
 /// letters, digits, `-` and `_` replaced by `_` (configuration checks that no two sources
@@ -140,9 +146,23 @@ impl Mirror {
         }
     }
 
-    /// Clones or fetches.
+    /// Clones or fetches. A caller that waited for another fetch which started after
+    /// it asked takes that fetch's result instead of running its own: a burst of
+    /// enqueues costs one fetch, not one each.
     pub async fn fetch(&self) -> Result<(), GitError> {
-        let _one = self.fetching.lock().await;
+        let asked = std::time::Instant::now();
+        let mut last = self.fetching.lock().await;
+        if last.is_some_and(|started| started >= asked) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let _slot = NETWORK_GIT.acquire().await.expect("never closed");
+        self.fetch_now().await?;
+        *last = Some(started);
+        Ok(())
+    }
+
+    async fn fetch_now(&self) -> Result<(), GitError> {
         if self.dir.join("HEAD").exists() {
             git(
                 Some(&self.dir),
@@ -378,6 +398,44 @@ mod tests {
         let mirror = Mirror::new(&dir.join("mirrors"), &source, Duration::from_secs(60));
         mirror.fetch().await.unwrap();
         (mirror, hash)
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_fetches_runs_at_most_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mirror, _) = mirrored(dir.path()).await;
+        // Count the fetches that reach the origin: its upload-pack, through a script.
+        let count = dir.path().join("count");
+        let script = dir.path().join("upload-pack");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\necho x >> {}\nexec git-upload-pack \"$@\"\n",
+                count.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let set = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&mirror.dir)
+            .args(["config", "remote.origin.uploadpack"])
+            .arg(&script)
+            .status()
+            .unwrap();
+        assert!(set.success());
+        let fetches = || std::fs::read_to_string(&count).map_or(0, |s| s.lines().count());
+        // Ten at once: the first runs; the others, having asked while it ran, share the
+        // next one.
+        let all = futures_util::future::join_all((0..10).map(|_| mirror.fetch())).await;
+        assert!(all.iter().all(Result::is_ok));
+        let n = fetches();
+        assert!((1..=2).contains(&n), "{n} fetches for a burst of ten");
+        // One after another, each asks after the last ended: each fetches.
+        mirror.fetch().await.unwrap();
+        mirror.fetch().await.unwrap();
+        assert_eq!(fetches(), n + 2);
     }
 
     #[tokio::test]

@@ -18,7 +18,13 @@ struct EnqueueRequest {
     builder: String,
 }
 
-pub(super) async fn enqueue(State(c): State<Shared>, body: axum::body::Bytes) -> Reply {
+/// The largest `POST /api/builds` body: three names in JSON.
+const MAX_ENQUEUE_BODY: usize = 16 << 10;
+
+pub(super) async fn enqueue(State(c): State<Shared>, body: axum::body::Body) -> Reply {
+    let body = axum::body::to_bytes(body, MAX_ENQUEUE_BODY)
+        .await
+        .map_err(|_| Error::TooLarge(format!("request body over {MAX_ENQUEUE_BODY} bytes")))?;
     let req: EnqueueRequest = serde_json::from_slice(&body).map_err(|e| {
         Error::BadRequest(format!(
             "bad request: {e}; want {{\"source\",\"rev\",\"builder\"}}"

@@ -43,6 +43,7 @@ use axum::routing::{MethodRouter, get, post};
 
 use crate::Coordinator;
 use crate::auth::layer::{AuthState, RouteRule, authorize};
+use crate::auth::rate::RateLimiter;
 use crate::auth::{Access, Role};
 use crate::error::Error;
 use crate::model::State as BuildState;
@@ -59,6 +60,8 @@ fn table() -> Vec<(RouteRule, MethodRouter<Shared>)> {
         method,
         path,
         access,
+        // Queuing runs a `git fetch`: rate-limited per caller.
+        limited: matches!(access, Write(Submitter)),
     };
     vec![
         (rule(Method::GET, "/", Read), get(pages::grid)),
@@ -138,6 +141,8 @@ fn perf_rules() -> Vec<RouteRule> {
         } else {
             Access::Write(Role::PerfUploader)
         },
+        // An upload parses and stores its files: rate-limited per caller.
+        limited: method == Method::POST,
         method,
         path: "/perf/*",
     })
@@ -162,6 +167,7 @@ pub fn router(c: Arc<Coordinator>) -> Router {
         store: c.access.clone(),
         anonymous_read: c.config.anonymous_read(),
         signer: c.signer.clone(),
+        rate: Arc::new(RateLimiter::new(c.config.auth.writes_per_minute)),
     };
     let mut r = Router::new();
     for (rule, handler) in table() {
@@ -191,6 +197,7 @@ impl IntoResponse for AppError {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Conflict(_) => StatusCode::CONFLICT,
+            Error::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         if status.is_server_error() {
