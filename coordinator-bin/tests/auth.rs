@@ -94,8 +94,10 @@ fn walk(anonymous_read: bool) -> String {
             let (status, text) = http_as(token.as_deref(), port, rule.method.as_str(), &path, body);
             let want = expected(rule.access, *caller, anonymous_read);
             match want {
+                // Let through: whatever the handler answers, it is not the auth
+                // layer's refusal (the login form answers 401 for a bad token itself).
                 Ok(()) => assert!(
-                    status != 401 && status != 403,
+                    !text.starts_with("401 unauthorized") && !text.starts_with("403 forbidden"),
                     "{caller:?} {} {path}: {status} {text}",
                     rule.method
                 ),

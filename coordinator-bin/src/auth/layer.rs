@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{Access, Identity, Role, rate::RateLimiter, signed::UrlSigner, token};
+use super::{Access, Identity, Role, rate::RateLimiter, session, signed::UrlSigner, token};
 use crate::store::{AccessStore, AuditEntry};
 
 /// One route as the policy sees it: method, path pattern (`{name}` matches one
@@ -89,9 +89,15 @@ impl AuthState {
         (format!("{method} (no rule)"), access, false)
     }
 
-    async fn identify(&self, headers: &HeaderMap) -> Result<Option<Identity>, Box<Response>> {
+    /// The caller: from `Authorization: Bearer`, or else from a session cookie (with
+    /// the cookie's value). Bad credentials in the header are refused; a session cookie
+    /// that no longer holds (expired, forged, its token revoked) is as no cookie.
+    async fn identify(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<(Identity, Option<String>)>, Box<Response>> {
         let Some(value) = headers.get(header::AUTHORIZATION) else {
-            return Ok(None);
+            return Ok(self.session(headers).await);
         };
         let bad = |why: &str| {
             Err(Box::new(refuse(
@@ -106,14 +112,7 @@ impl AuthState {
             return bad("that is not a coordinator token (xbt_ and 64 hex digits)");
         }
         match self.store.token_by_hash(&token::hash(t.trim())).await {
-            Ok(Some(rec)) if rec.revoked.is_none() => Ok(Some(Identity {
-                name: rec.name,
-                roles: rec
-                    .roles
-                    .iter()
-                    .filter_map(|r| Role::parse(r).ok())
-                    .collect(),
-            })),
+            Ok(Some(rec)) if rec.revoked.is_none() => Ok(Some((identity_of(rec), None))),
             Ok(Some(rec)) => bad(&format!("token {:?} was revoked", rec.name)),
             Ok(None) => bad("unknown token"),
             Err(e) => {
@@ -125,6 +124,88 @@ impl AuthState {
             }
         }
     }
+
+    async fn session(&self, headers: &HeaderMap) -> Option<(Identity, Option<String>)> {
+        let value = session::cookie(headers)?;
+        let id = session::verify(&self.signer, value)?;
+        match self.store.token_by_id(&id).await {
+            Ok(Some(rec)) if rec.revoked.is_none() => {
+                Some((identity_of(rec), Some(value.to_owned())))
+            }
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(error = %e, "session token lookup failed");
+                None
+            }
+        }
+    }
+}
+
+fn identity_of(rec: crate::store::TokenRecord) -> Identity {
+    Identity {
+        name: rec.name,
+        roles: rec
+            .roles
+            .iter()
+            .filter_map(|r| Role::parse(r).ok())
+            .collect(),
+    }
+}
+
+/// What pages know of their viewer: who, and the CSRF token their forms must carry
+/// (for a browser session).
+#[derive(Debug, Clone)]
+pub struct Viewer {
+    /// The identity.
+    pub identity: Identity,
+    /// The session's CSRF token; `None` for a token in a header or an anonymous reader.
+    pub csrf: Option<String>,
+}
+
+/// The largest form body read to find its CSRF field.
+const MAX_FORM: usize = 16 << 10;
+
+/// Whether a session's write carries its CSRF token: in the header, or in the form
+/// body (read, then put back for the handler).
+async fn csrf_checked(a: &AuthState, session: &str, req: Request) -> Result<Request, Response> {
+    let refused = || {
+        refuse(
+            StatusCode::FORBIDDEN,
+            "403 forbidden: this form is missing its CSRF token or it is stale; reload the page and try again\n",
+        )
+    };
+    if let Some(given) = req
+        .headers()
+        .get(session::CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        return if session::csrf_ok(&a.signer, session, given) {
+            Ok(req)
+        } else {
+            Err(refused())
+        };
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(refused());
+    }
+    let (parts, body) = req.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM).await else {
+        return Err(refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("413 payload too large: a form is at most {MAX_FORM} bytes\n"),
+        ));
+    };
+    let ok = form_urlencoded::parse(&bytes)
+        .any(|(k, v)| k == session::CSRF_FIELD && session::csrf_ok(&a.signer, session, &v));
+    if !ok {
+        return Err(refused());
+    }
+    Ok(Request::from_parts(parts, axum::body::Body::from(bytes)))
 }
 
 fn refuse(status: StatusCode, msg: &str) -> Response {
@@ -143,16 +224,32 @@ fn refuse(status: StatusCode, msg: &str) -> Response {
     r
 }
 
-/// The middleware: identifies the caller, applies the route's rule, and audits writes.
+/// The middleware: identifies the caller, applies the route's rule (and a session's
+/// CSRF check and the rate limit), and audits writes.
 pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next) -> Response {
     let (route, access, limited) = a.rule(req.method(), req.uri().path());
-    let identity = match a.identify(req.headers()).await {
-        Ok(i) => i,
+    let (identity, session) = match a.identify(req.headers()).await {
+        Ok(Some((i, s))) => (Some(i), s),
+        Ok(None) => (None, None),
         Err(refused) => return *refused,
     };
     let reader = identity
         .clone()
         .or_else(|| a.anonymous_read.then(Identity::anonymous_reader));
+    // A person in a browser who must log in is sent to the login page.
+    let browser = req.method() == Method::GET
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
+    let login = |role: Role, uri: &axum::http::Uri| {
+        if browser {
+            to_login(uri)
+        } else {
+            unauthorized(role, &route)
+        }
+    };
     let denied = match access {
         Access::Public => None,
         Access::Read | Access::Fetch => {
@@ -162,13 +259,13 @@ pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next)
                 _ if signed => None,
                 Some(i) if i.has(Role::Viewer) => None,
                 Some(i) => Some(forbidden(i, Role::Viewer, &route)),
-                None => Some(unauthorized(Role::Viewer, &route)),
+                None => Some(login(Role::Viewer, req.uri())),
             }
         }
         Access::Need(role) | Access::Write(role) => match &identity {
             Some(i) if i.has(role) => None,
             Some(i) => Some(forbidden(i, role, &route)),
-            None => return unauthorized(role, &route),
+            None => return login(role, req.uri()),
         },
     };
     let client = req
@@ -178,7 +275,10 @@ pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next)
         .unwrap_or_default();
     let target = req.uri().path().to_owned();
     if let Some(i) = &reader {
-        req.extensions_mut().insert(i.clone());
+        req.extensions_mut().insert(Viewer {
+            identity: i.clone(),
+            csrf: session.as_deref().map(|s| session::csrf(&a.signer, s)),
+        });
     }
     let denied = denied.or_else(|| {
         let who = identity.as_ref().filter(|_| limited)?;
@@ -187,7 +287,13 @@ pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next)
     });
     let response = match denied {
         Some(r) => r,
-        None => next.run(req).await,
+        None => match &session {
+            Some(s) if access.is_write() => match csrf_checked(&a, s, req).await {
+                Ok(req) => next.run(req).await,
+                Err(refused) => refused,
+            },
+            _ => next.run(req).await,
+        },
     };
     if access.is_write()
         && let Some(i) = &identity
@@ -207,6 +313,13 @@ pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next)
         }
     }
     response
+}
+
+/// `303` to the login page, coming back to `uri` after.
+fn to_login(uri: &axum::http::Uri) -> Response {
+    let back = uri.path_and_query().map_or("/", |p| p.as_str());
+    let next: String = form_urlencoded::byte_serialize(back.as_bytes()).collect();
+    axum::response::Redirect::to(&format!("/login?next={next}")).into_response()
 }
 
 fn too_many(who: &str, per_minute: u32, route: &str, wait: std::time::Duration) -> Response {

@@ -2,10 +2,12 @@
 //!
 //! Every route of the router is declared with an [`Access`] (see
 //! [`crate::api::http::routes`]); [`layer::authorize`], a middleware around the whole
-//! router, resolves the caller's [`Identity`] from `Authorization: Bearer <token>` and
-//! answers `401` (no or bad credentials) or `403` (a role missing) before any handler
-//! runs, naming what is missing. Writes are recorded in the audit log whatever their
-//! outcome, except those refused for lack of any credentials.
+//! router, resolves the caller's [`Identity`] from `Authorization: Bearer <token>` or a
+//! browser session ([`session`]: the login form's cookie, whose writes must carry the
+//! page's CSRF token) and answers `401` (no or bad credentials; a browser is sent to
+//! `/login`) or `403` (a role missing) before any handler runs, naming what is missing.
+//! Expensive writes are rate-limited per token ([`rate`]). Writes are recorded in the
+//! audit log whatever their outcome, except those refused for lack of any credentials.
 //!
 //! Tokens are random (`xbt_` and 64 hex digits), shown once at creation and stored only
 //! as their SHA-256 ([`token`]). Reverse buildlets keep upstream's builder key per host
@@ -14,6 +16,7 @@
 
 pub mod layer;
 pub mod rate;
+pub mod session;
 pub mod signed;
 pub mod token;
 

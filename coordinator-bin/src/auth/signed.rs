@@ -64,12 +64,30 @@ impl UrlSigner {
         }
     }
 
-    fn mac(&self, path: &str, exp: u64) -> Hmac<Sha256> {
+    /// An HMAC of `parts` under `domain` (so a tag made for one use, a URL, a session
+    /// or a CSRF token, is never valid for another), one key for all.
+    pub(crate) fn tagger(&self, domain: &str, parts: &[&str]) -> Hmac<Sha256> {
         let mut m = Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
-        m.update(path.as_bytes());
-        m.update(b"\n");
-        m.update(exp.to_string().as_bytes());
+        m.update(domain.as_bytes());
+        for p in parts {
+            m.update(b"\n");
+            m.update(p.as_bytes());
+        }
         m
+    }
+
+    /// [`UrlSigner::tagger`]'s tag, hex.
+    pub(crate) fn tag(&self, domain: &str, parts: &[&str]) -> String {
+        crate::hex::hex(&self.tagger(domain, parts).finalize().into_bytes())
+    }
+
+    /// Whether `tag` (hex) is `parts`' tag under `domain`, compared in constant time.
+    pub(crate) fn check(&self, domain: &str, parts: &[&str], tag: &str) -> bool {
+        unhex(tag).is_some_and(|t| self.tagger(domain, parts).verify_slice(&t).is_ok())
+    }
+
+    fn mac(&self, path: &str, exp: u64) -> Hmac<Sha256> {
+        self.tagger("url", &[path, &exp.to_string()])
     }
 
     /// `path?exp=…&sig=…`, valid for `valid_for`.

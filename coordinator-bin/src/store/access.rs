@@ -53,6 +53,8 @@ pub trait AccessStore: Send + Sync + std::fmt::Debug {
     async fn tokens(&self) -> Result<Vec<TokenRecord>>;
     /// The token whose hash this is, revoked or not.
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>>;
+    /// The token with this id, revoked or not (a browser session names its token so).
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>>;
     /// Revokes the token with this name or id; false if there is none not yet revoked.
     async fn revoke_token(&self, name_or_id: &str) -> Result<bool>;
     /// Appends to the audit log.

@@ -290,6 +290,11 @@ pub async fn access(store: &dyn AccessStore) {
         .expect("found");
     assert_eq!(got, token("01", "ci"));
     assert!(store.token_by_hash("nope").await.unwrap().is_none());
+    assert_eq!(
+        store.token_by_id("02").await.unwrap().unwrap().name,
+        "alice"
+    );
+    assert!(store.token_by_id("nope").await.unwrap().is_none());
     assert_eq!(store.tokens().await.unwrap().len(), 2);
     assert!(store.revoke_token("ci").await.unwrap(), "by name");
     assert!(!store.revoke_token("ci").await.unwrap(), "once");

@@ -547,6 +547,19 @@ impl AccessStore for SqliteStore {
         .await
     }
 
+    async fn token_by_id(&self, id: &str) -> Result<Option<TokenRecord>> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
+                [id],
+                token_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
     async fn revoke_token(&self, name_or_id: &str) -> Result<bool> {
         let key = name_or_id.to_owned();
         self.call(move |conn| {

@@ -3,7 +3,7 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 
-use super::{Reply, Shared, html, json_reply, minute};
+use super::{Reply, Shared, html, json_reply};
 use crate::store::AuditEntry;
 
 /// Entries per page.
@@ -67,6 +67,14 @@ pub(super) async fn audit_json(State(c): State<Shared>, Query(p): Query<AuditPar
     json_reply(StatusCode::OK, AuditPageJson { entries, older })
 }
 
+/// An RFC 3339 time to the second, as a person reads it: `2026-12-02 07:44:25`.
+fn second(t: &str) -> String {
+    match chrono::DateTime::parse_from_rfc3339(t) {
+        Ok(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
+        Err(_) => t.to_string(),
+    }
+}
+
 /// One row of the page.
 struct Row {
     time: String,
@@ -94,7 +102,7 @@ pub(super) async fn audit_page(State(c): State<Shared>, Query(p): Query<AuditPar
     let entries = entries
         .into_iter()
         .map(|e| Row {
-            time: minute(&e.time),
+            time: second(&e.time),
             class: if e.status < 400 { "ok" } else { "failed" },
             who: e.who,
             roles: e.roles,

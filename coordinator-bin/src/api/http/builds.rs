@@ -1,7 +1,8 @@
 //! `/api/builds…` and `/api/poll`: the write routes and a build's JSON.
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Redirect};
 
 use super::json::{BuildJson, record_of};
 use super::{Reply, Shared, json_reply, text};
@@ -74,13 +75,36 @@ pub(super) async fn units(State(c): State<Shared>, Path(id): Path<String>) -> Re
     json_reply(StatusCode::OK, units)
 }
 
-pub(super) async fn retry(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
+/// Whether the request is a browser's form post (its button): answered with a
+/// redirect to the page to look at, not JSON.
+fn from_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+pub(super) async fn retry(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
     let b = ops::retry(&c, &id).await?;
+    if from_form(&headers) {
+        return Ok(Redirect::to(&format!("/build/{}", b.id)).into_response());
+    }
     json_reply(StatusCode::CREATED, BuildJson::from(b))
 }
 
-pub(super) async fn cancel(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
+pub(super) async fn cancel(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Reply {
     ops::cancel(&c, &id).await?;
+    if from_form(&headers) {
+        return Ok(Redirect::to(&format!("/build/{id}")).into_response());
+    }
     Ok(text(StatusCode::OK, "canceled\n"))
 }
 

@@ -16,6 +16,7 @@
 //! | `GET /src/{source}/+archive/{rev}.tar.gz` | the tree at a commit, as pushed to buildlets (`git archive`; the URL shape of the Gerrit archives upstream's gitmirror served), fit for a buildlet's `writetgz?url=` |
 //! | `GET /bootstrap/{file}` | a file of the data dir's `bootstrap/` folder (bootstrap toolchains that builders name as `/bootstrap/FILE`) |
 //! | `GET /metrics`, `GET /healthz` | Prometheus text; `ok` |
+//! | `GET /login`, `POST /login`, `POST /logout` | a browser session from an API token (a cookie; forms that write carry a CSRF token) |
 //! | `/perf/…` | perfstore's API and UI |
 //!
 //! Who may call each route is declared with it ([`routes`]): reads need the `viewer`
@@ -30,6 +31,7 @@
 mod admin;
 mod builds;
 mod json;
+mod login;
 mod logs;
 mod pages;
 
@@ -117,6 +119,9 @@ fn table() -> Vec<(RouteRule, MethodRouter<Shared>)> {
             rule(Method::GET, "/healthz", Public),
             get(|| async { "ok\n" }),
         ),
+        (rule(Method::GET, "/login", Public), get(login::page)),
+        (rule(Method::POST, "/login", Public), post(login::login)),
+        (rule(Method::POST, "/logout", Public), post(login::logout)),
         (
             rule(Method::GET, "/perf", Read),
             get(|| async { Redirect::permanent("/perf/") }),

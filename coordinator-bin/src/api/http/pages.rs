@@ -230,10 +230,27 @@ struct BuildPage {
     position: Option<usize>,
     took: String,
     steps: Vec<StepRow>,
+    /// The CSRF token for the retry and cancel buttons: only for an admin's session.
+    actions: Option<String>,
+    /// Whether the viewer could log in to act (not already an admin).
+    login_hint: bool,
 }
 
-/// `GET /build/{id}`: a build with its steps and their durations.
-pub(super) async fn build(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
+/// `GET /build/{id}`: a build with its steps and their durations; retry and cancel
+/// buttons for an admin who logged in.
+pub(super) async fn build(
+    State(c): State<Shared>,
+    Path(id): Path<String>,
+    viewer: Option<axum::Extension<crate::auth::layer::Viewer>>,
+) -> Reply {
+    let admin = viewer
+        .as_ref()
+        .is_some_and(|v| v.identity.has(crate::auth::Role::Admin));
+    let actions = viewer
+        .as_ref()
+        .filter(|_| admin)
+        .and_then(|v| v.csrf.clone());
+    let login_hint = !admin;
     let b = ops::get(&c, &id).await?;
     let steps = c.store.steps(&id).await?;
     let units = c.store.units(&id).await?;
@@ -292,6 +309,8 @@ pub(super) async fn build(State(c): State<Shared>, Path(id): Path<String>) -> Re
             })
             .collect(),
         b,
+        actions,
+        login_hint,
     })
 }
 
