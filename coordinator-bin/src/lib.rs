@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod model;
 pub mod ops;
 pub mod pools;
+pub mod retrybuilds;
 pub mod runner;
 pub mod serve;
 pub mod shutdown;

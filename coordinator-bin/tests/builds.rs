@@ -320,3 +320,73 @@ fn bootstrap_archives_are_fetched_before_the_steps() {
     };
     assert!(ok_log.contains("go1.99-bootstrap"), "{ok_log}");
 }
+
+/// `coordinator retry` (upstream's retrybuilds) against a running coordinator: a dry run
+/// changes nothing, a builder's failures are queued again once, a revision's builds
+/// once per builder, and it needs a token.
+#[test]
+fn retrybuilds_queues_failures_again_once_after_a_dry_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    let rev = repo_with_script(&repo, "#!/bin/sh\necho fine\n", "one commit");
+    let cfg = config(
+        dir.path(),
+        &repo,
+        "[[builders]]\nname = \"good\"\nhost_type = \"host-test\"\nsteps = [[\"./build.sh\"]]\n\n\
+         [[builders]]\nname = \"bad\"\nhost_type = \"host-test\"\nsteps = [[\"sh\", \"-c\", \"exit 1\"]]\n",
+    );
+    let c = start(&cfg);
+    let port = c.port;
+    wait_for("both builds", 60, || {
+        let g = grid(port);
+        (cell(&g, &rev, "good") == "ok" && !cell(&g, &rev, "bad").is_empty()).then_some(())
+    });
+    let admin = create_token(&cfg, "ops", &["admin"]);
+    let url = format!("http://127.0.0.1:{port}");
+    let retry = |args: &[&str], token: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_coordinator"));
+        cmd.arg("retry").args(args).args(["--url", &url]);
+        cmd.env_remove("COORDINATOR_TOKEN");
+        if let Some(t) = token {
+            cmd.env("COORDINATOR_TOKEN", t);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let builds = |q: &str| -> Vec<serde_json::Value> {
+        let (status, body) = http(port, "GET", &format!("/api/builds?{q}"), "");
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_str(&body).unwrap()
+    };
+    let (ok, _, err) = retry(&["--builder", "bad"], None);
+    assert!(!ok && err.contains("admin token"), "{err}");
+    let (ok, out, _) = retry(&["--builder", "bad", "--dry-run"], Some(&admin));
+    assert!(
+        ok && out.contains("would retry") && out.contains("bad at"),
+        "{out}"
+    );
+    assert_eq!(builds("builder=bad").len(), 1, "a dry run queues nothing");
+    let (ok, out, err) = retry(&["--builder", "bad"], Some(&admin));
+    assert!(
+        ok && out.contains("retried") && out.contains(": now B"),
+        "{out}{err}"
+    );
+    assert_eq!(builds("builder=bad").len(), 2);
+    // Once the newest build of the pair has ended, the revision's builds go again,
+    // once per builder (the older failure is history, not queued twice).
+    wait_for("the retried build to end", 60, || {
+        (builds("builder=bad&state=failed").len() == 2).then_some(())
+    });
+    let (ok, out, _) = retry(&["--rev", &rev[..8]], Some(&admin));
+    assert!(ok, "{out}");
+    assert_eq!(out.lines().count(), 2, "good and bad once each: {out}");
+    assert_eq!(builds(&format!("rev={rev}")).len(), 5);
+    // Bad filters are refused with what to give.
+    let (status, body) = http(port, "GET", "/api/builds?rev=xyz", "");
+    assert_eq!(status, 400);
+    assert!(body.contains("hex digits"), "{body}");
+}

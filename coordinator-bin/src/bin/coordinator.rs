@@ -104,6 +104,39 @@ enum Command {
         #[arg(long, env = "COORDINATOR_ENV", global = true)]
         env: Option<String>,
     },
+    /// Build again what failed, as upstream's retrybuilds: one build, every failed build of
+    /// a builder, or every finished build of a revision (for each builder and revision
+    /// only the newest build counts, so history is never queued twice). A client of a
+    /// running coordinator's API; needs an admin token.
+    ///
+    /// Example: coordinator retry --builder linux-amd64 --dry-run
+    ///          COORDINATOR_TOKEN=xbt_… coordinator retry --rev 1a2b3c4d
+    ///          coordinator retry --build B0123456789 --url http://farm:8880 --token-file ~/.coordinator-token
+    #[command(verbatim_doc_comment)]
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["build", "builder", "rev"])))]
+    Retry {
+        /// One build, by id.
+        #[arg(long)]
+        build: Option<String>,
+        /// Every failed build of this builder.
+        #[arg(long)]
+        builder: Option<String>,
+        /// Every finished build of this revision (a hash or a prefix of 4+ hex digits).
+        #[arg(long)]
+        rev: Option<String>,
+        /// List what would be retried, and retry nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The coordinator's web address.
+        #[arg(long, env = "COORDINATOR_URL", default_value = "http://127.0.0.1:8880")]
+        url: String,
+        /// An admin token (or --token-file).
+        #[arg(long, env = "COORDINATOR_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// A file holding the token.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
     /// Print the effective configuration (defaults filled in, an environment applied) as
     /// TOML, after checking it.
     ///
@@ -260,6 +293,57 @@ async fn main() -> anyhow::Result<()> {
             let db = cfg.data_dir.join(coordinator_bin::app::BUILDS_DB);
             let store = coordinator_bin::store::SqliteStore::open(&db)?;
             token(&store, action).await?;
+        }
+        Command::Retry {
+            build,
+            builder,
+            rev,
+            dry_run,
+            url,
+            token,
+            token_file,
+        } => {
+            use coordinator_bin::retrybuilds::{ApiClient, Selection};
+            let token = match (token, token_file) {
+                (Some(t), _) => t,
+                (None, Some(f)) => std::fs::read_to_string(&f)
+                    .map_err(|e| anyhow::anyhow!("--token-file {}: {e}", f.display()))?,
+                (None, None) => anyhow::bail!(
+                    "retrying needs an admin token: --token, --token-file or COORDINATOR_TOKEN \
+                     (make one with `coordinator token create --name me --role admin`)"
+                ),
+            };
+            let sel = match (build, builder, rev) {
+                (Some(b), _, _) => Selection::Build(b),
+                (_, Some(b), _) => Selection::FailedOf(b),
+                (_, _, Some(r)) => Selection::Revision(r),
+                _ => unreachable!("clap requires one"),
+            };
+            let api = ApiClient::new(&url, &token)?;
+            let builds = api.select(&sel).await?;
+            if builds.is_empty() {
+                eprintln!("nothing to retry");
+            }
+            for b in &builds {
+                let what = format!(
+                    "{} at {} ({})",
+                    b.builder,
+                    &b.rev[..b.rev.len().min(10)],
+                    b.state
+                );
+                if dry_run {
+                    println!("would retry {} {what}", b.id);
+                } else {
+                    let new = api.retry(b).await?;
+                    println!("retried {} {what}: now {new}", b.id);
+                }
+            }
+            if dry_run && !builds.is_empty() {
+                eprintln!(
+                    "{} build(s) would be retried; run again without --dry-run",
+                    builds.len()
+                );
+            }
         }
         Command::Config { config, env } => {
             let cfg = checked(load(config.clone(), env.as_deref())?, config.as_ref())?;

@@ -50,6 +50,54 @@ pub async fn run_all(store: &dyn BuildStore) {
     requeue_and_orphans(store).await;
     steps_and_grid_pages(store).await;
     units_and_their_history(store).await;
+    search_matches_every_field_given(store).await;
+}
+
+async fn search_matches_every_field_given(store: &dyn BuildStore) {
+    let c = commit(0xee);
+    let out = queue(store, &c, "main", &["s1", "s2"]).await;
+    assert!(applies(store, &out[0].id, Event::Claim, Detail::default()).await);
+    let q = |builder: Option<&str>, rev: Option<&str>, state: Option<State>| super::BuildQuery {
+        source: Some("src".into()),
+        builder: builder.map(str::to_owned),
+        rev: rev.map(str::to_owned),
+        state,
+        limit: 10,
+    };
+    let ids = |v: Vec<super::Build>| v.into_iter().map(|b| b.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.search(&q(None, Some(&c.hash), None)).await.unwrap()),
+        [out[1].id.clone(), out[0].id.clone()],
+        "by revision, newest first"
+    );
+    assert_eq!(
+        ids(store
+            .search(&q(Some("s1"), Some("EEEE"), None))
+            .await
+            .unwrap()),
+        [out[0].id.clone()],
+        "a prefix in any case, and the builder"
+    );
+    assert_eq!(
+        ids(store
+            .search(&q(None, Some(&c.hash), Some(State::Queued)))
+            .await
+            .unwrap()),
+        [out[1].id.clone()],
+        "and the state"
+    );
+    assert!(
+        store
+            .search(&q(Some("nope"), None, None))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let limited = super::BuildQuery {
+        limit: 1,
+        ..Default::default()
+    };
+    assert_eq!(store.search(&limited).await.unwrap().len(), 1);
 }
 
 async fn enqueue_is_one_transaction_with_the_head(store: &dyn BuildStore) {

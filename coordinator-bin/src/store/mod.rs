@@ -36,6 +36,21 @@ pub struct Commit {
     pub desc: String,
 }
 
+/// Which builds [`BuildStore::search`] returns: every set field must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BuildQuery {
+    /// Source name.
+    pub source: Option<String>,
+    /// Builder name.
+    pub builder: Option<String>,
+    /// A commit hash, or a prefix of one (at least 4 hex digits).
+    pub rev: Option<String>,
+    /// State.
+    pub state: Option<State>,
+    /// At most this many, newest first.
+    pub limit: i64,
+}
+
 /// One build, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Build {
@@ -153,6 +168,9 @@ pub trait BuildStore: Send + Sync + std::fmt::Debug {
 
     /// The newest `limit` builds.
     async fn recent(&self, limit: i64) -> Result<Vec<Build>>;
+
+    /// The newest builds that match every field `q` sets, at most `q.limit`.
+    async fn search(&self, q: &BuildQuery) -> Result<Vec<Build>>;
 
     /// Commits `offset..offset + limit`, newest first, with their builds.
     async fn grid(&self, offset: i64, limit: i64) -> Result<GridPage>;

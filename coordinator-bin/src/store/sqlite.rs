@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::{
-    AccessStore, AuditEntry, Build, BuildStore, Commit, Detail, GridPage, NewBuilds, Result, Step,
-    StoreError, TokenRecord, UnitResult,
+    AccessStore, AuditEntry, Build, BuildQuery, BuildStore, Commit, Detail, GridPage, NewBuilds,
+    Result, Step, StoreError, TokenRecord, UnitResult,
 };
 use crate::model::{Event, State};
 
@@ -277,6 +277,33 @@ impl BuildStore for SqliteStore {
 
     async fn recent(&self, limit: i64) -> Result<Vec<Build>> {
         self.select("ORDER BY seq DESC LIMIT ?1", limit).await
+    }
+
+    async fn search(&self, q: &BuildQuery) -> Result<Vec<Build>> {
+        let q = q.clone();
+        self.call(move |conn| {
+            // Each condition is `?N IS NULL OR …`: one statement, cached, for any
+            // combination. A revision prefix matches as a range, using the index.
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM builds
+                 WHERE (?1 IS NULL OR source = ?1) AND (?2 IS NULL OR builder = ?2)
+                   AND (?3 IS NULL OR (rev >= ?3 AND rev < ?3 || 'g'))
+                   AND (?4 IS NULL OR state = ?4)
+                 ORDER BY seq DESC LIMIT ?5"
+            ))?;
+            stmt.query_map(
+                params![
+                    q.source,
+                    q.builder,
+                    q.rev.map(|r| r.to_ascii_lowercase()),
+                    q.state.map(|s| s.as_str()),
+                    q.limit
+                ],
+                row,
+            )?
+            .collect()
+        })
+        .await
     }
 
     async fn grid(&self, offset: i64, limit: i64) -> Result<GridPage> {

@@ -35,6 +35,63 @@ pub(super) async fn enqueue(State(c): State<Shared>, body: axum::body::Body) -> 
     json_reply(StatusCode::CREATED, BuildJson::from(b))
 }
 
+/// `GET /api/builds` filters: each one given must match.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListParams {
+    source: Option<String>,
+    builder: Option<String>,
+    /// A commit hash or a prefix of at least 4 hex digits.
+    rev: Option<String>,
+    /// `queued`, `running`, `succeeded`, `failed`, …
+    state: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    limit: Option<i64>,
+}
+
+/// `GET /api/builds?builder=…&state=failed&rev=…`: the newest matching builds.
+pub(super) async fn list(
+    State(c): State<Shared>,
+    axum::extract::Query(p): axum::extract::Query<ListParams>,
+) -> Reply {
+    let rev = match p.rev {
+        Some(r) if r.len() < 4 || r.len() > 40 || !r.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            return Err(Error::BadRequest(format!(
+                "rev {r:?}: give a commit hash or a prefix of 4 to 40 hex digits"
+            ))
+            .into());
+        }
+        r => r,
+    };
+    let state = match p.state.as_deref() {
+        None => None,
+        Some(s) => Some(crate::model::State::parse(s).ok_or_else(|| {
+            Error::BadRequest(format!(
+                "state {s:?}: one of queued, waiting_for_machine, running, succeeded, failed, canceled"
+            ))
+        })?),
+    };
+    let limit = p.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(Error::BadRequest(format!("limit {limit}: 1 to 1000")).into());
+    }
+    let q = crate::store::BuildQuery {
+        source: p.source,
+        builder: p.builder,
+        rev,
+        state,
+        limit,
+    };
+    let builds: Vec<BuildJson> = c
+        .store
+        .search(&q)
+        .await?
+        .into_iter()
+        .map(BuildJson::from)
+        .collect();
+    json_reply(StatusCode::OK, builds)
+}
+
 pub(super) async fn get(State(c): State<Shared>, Path(id): Path<String>) -> Reply {
     json_reply(StatusCode::OK, BuildJson::from(ops::get(&c, &id).await?))
 }

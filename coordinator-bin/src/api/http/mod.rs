@@ -7,6 +7,7 @@
 //! | `GET /log/{id}` | a build's log, streamed while it runs (`?nostream=1`: what is there now) |
 //! | `GET /status` | pools, queue (with positions), running builds; `?mode=json` as JSON |
 //! | `POST /api/builds` | `{"source","rev","builder"}` → `201` and the build: queue a build |
+//! | `GET /api/builds` | the newest builds matching `?source=&builder=&rev=&state=&limit=` (a rev prefix of 4+ hex; at most 1000) |
 //! | `GET /api/builds/{id}` | a build as JSON |
 //! | `GET /api/builds/{id}/record` | the build as upstream's `BuildRecord` (Go field names) |
 //! | `POST /api/builds/{id}/retry` | queue the same build again (upstream's retrybuilds) |
@@ -78,6 +79,7 @@ fn table() -> Vec<(RouteRule, MethodRouter<Shared>)> {
             rule(Method::GET, "/api/audit", Need(Admin)),
             get(admin::audit_json),
         ),
+        (rule(Method::GET, "/api/builds", Read), get(builds::list)),
         (
             rule(Method::POST, "/api/builds", Write(Submitter)),
             post(builds::enqueue),
