@@ -53,8 +53,12 @@ pub struct Coordinator {
     pub poll_now: Notify,
     /// Shutdown: draining, the cut-off and the tasks it waits for.
     pub shutdown: Shutdown,
-    /// Where reverse buildlets register, when enabled.
+    /// Where reverse buildlets register, when on a listener of their own.
     pub reverse_addr: Option<std::net::SocketAddr>,
+    /// The web listener's TLS server (`[tls] enabled`).
+    pub web_tls: Option<pool::tls::ServerTls>,
+    /// The reverse pool registering through the web listener (`[tls] one_port`).
+    pub one_port: Option<ReversePool>,
     /// The address the web listener was bound to (set once it is).
     pub web_addr: std::sync::OnceLock<std::net::SocketAddr>,
     /// The data directory's lock, held for the coordinator's life.
@@ -99,11 +103,8 @@ fn lock_data_dir(data: &std::path::Path) -> Result<std::fs::File, Error> {
     Ok(f)
 }
 
-/// Starts the reverse pool's TLS listener.
-async fn start_reverse(
-    config: &Config,
-    addr: std::net::SocketAddr,
-) -> Result<(ReversePool, std::net::SocketAddr), Error> {
+/// The reverse pool for `config`, and the TLS identity buildlets see.
+fn reverse_pool(config: &Config) -> Result<(ReversePool, tls::Identity), Error> {
     let startup = |e: &dyn std::fmt::Display| Error::Startup(e.to_string());
     let identity = tls::load_or_create(&config.data_dir.join("tls")).map_err(|e| startup(&e))?;
     let key = tls::master_key(&Coordinator::master_key_path(config)).map_err(|e| startup(&e))?;
@@ -127,11 +128,21 @@ async fn start_reverse(
         .iter()
         .map(|(k, v)| (k.clone(), *v))
         .collect();
-    let pool = ReversePool::new(cfg);
+    Ok((ReversePool::new(cfg), identity))
+}
+
+/// Starts the reverse pool's own TLS listener.
+async fn start_reverse(
+    config: &Config,
+    addr: std::net::SocketAddr,
+) -> Result<(ReversePool, std::net::SocketAddr), Error> {
+    let (pool, identity) = reverse_pool(config)?;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| Error::Startup(format!("reverse listener {addr}: {e}")))?;
-    let bound = listener.local_addr().map_err(|e| startup(&e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::Startup(e.to_string()))?;
     tracing::info!(
         addr = %bound,
         fingerprint = %identity.fingerprint,
@@ -141,6 +152,29 @@ async fn start_reverse(
     let p = pool.clone();
     tokio::spawn(async move { p.serve(listener, Some(identity.acceptor)).await });
     Ok((pool, bound))
+}
+
+/// The web listener's TLS server: the configured certificate, or the generated one.
+fn web_tls(config: &Config) -> Result<pool::tls::ServerTls, Error> {
+    let startup = |e: &dyn std::fmt::Display| Error::Startup(format!("[tls]: {e}"));
+    match (&config.tls.cert, &config.tls.key) {
+        (Some(cert), Some(key)) => {
+            let read = |p: &std::path::Path| {
+                std::fs::read(p).map_err(|e| Error::Startup(format!("[tls]: {}: {e}", p.display())))
+            };
+            pool::tls::ServerTls::from_pem(&read(cert)?, &read(key)?).map_err(|e| startup(&e))
+        }
+        _ => {
+            let identity =
+                tls::load_or_create(&config.data_dir.join("tls")).map_err(|e| startup(&e))?;
+            tracing::info!(
+                fingerprint = %identity.fingerprint,
+                ca = %identity.ca_path.display(),
+                "serving HTTPS with the generated self-signed certificate (clients trust its ca.pem)"
+            );
+            Ok(identity.acceptor)
+        }
+    }
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -159,7 +193,12 @@ impl Coordinator {
         match &self.config.public_url {
             Some(u) => u.trim_end_matches('/').to_owned(),
             None => format!(
-                "http://{}",
+                "{}://{}",
+                if self.config.tls.enabled {
+                    "https"
+                } else {
+                    "http"
+                },
                 self.web_addr.get().copied().unwrap_or(self.config.listen)
             ),
         }
@@ -221,12 +260,22 @@ impl Coordinator {
         ))
         .await
         .map_err(|e| startup(&e))?;
-        let (reverse, reverse_addr) = match config.reverse_listen {
+        // One-port mode: the pool registers buildlets through the web listener.
+        let (reverse, reverse_addr, one_port) = match config.reverse_listen {
+            _ if config.tls.one_port => {
+                let (pool, _) = reverse_pool(&config)?;
+                (Some(pool.clone()), None, Some(pool))
+            }
             Some(addr) => {
                 let (pool, bound) = start_reverse(&config, addr).await?;
-                (Some(pool), Some(bound))
+                (Some(pool), Some(bound), None)
             }
-            None => (None, None),
+            None => (None, None, None),
+        };
+        let web_tls = if config.tls.enabled {
+            Some(web_tls(&config)?)
+        } else {
+            None
         };
         let pool = pools::Pools::new(local, reverse, &config.pools);
         let fetch_limit = std::time::Duration::from_secs(config.git_timeout_secs.max(1));
@@ -256,6 +305,8 @@ impl Coordinator {
             poll_now: Notify::new(),
             shutdown: Shutdown::default(),
             reverse_addr,
+            web_tls,
+            one_port,
             web_addr: std::sync::OnceLock::new(),
             _lock: lock,
         }))
@@ -276,10 +327,17 @@ impl Coordinator {
         self.spawn_workers();
         let app = crate::api::http::router(self.clone());
         let drain = self.shutdown.drain_token();
-        let serving =
-            crate::serve::serve(listener, app, self.config.limits.to_limits(), async move {
-                drain.cancelled().await
-            });
+        let front = crate::serve::Front {
+            tls: self.web_tls.clone(),
+            reverse: self.one_port.clone(),
+        };
+        let serving = crate::serve::serve(
+            listener,
+            app,
+            self.config.limits.to_limits(),
+            front,
+            async move { drain.cancelled().await },
+        );
         let stopping = async {
             signal.await;
             tracing::info!("shutting down");

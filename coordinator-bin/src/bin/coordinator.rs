@@ -44,6 +44,7 @@ enum Command {
     /// point for your own file; the format is documented in `coordinator_bin::config`.
     ///
     /// Example: coordinator serve --config farm.toml --listen 127.0.0.1:8880
+    ///          coordinator serve --tls --one-port --listen 0.0.0.0:443   (HTTPS; reverse buildlets on the same port)
     #[command(verbatim_doc_comment)]
     Serve {
         /// A TOML configuration file.
@@ -62,6 +63,20 @@ enum Command {
         /// replace the top-level ones.
         #[arg(long, env = "COORDINATOR_ENV")]
         env: Option<String>,
+        /// Serve HTTPS: with --tls-cert and --tls-key, or a self-signed certificate
+        /// generated into <data-dir>/tls/ (clients trust its ca.pem).
+        #[arg(long)]
+        tls: bool,
+        /// A PEM certificate (chain) for --tls.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Its private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Upstream's one-port mode: reverse buildlets register on this listener (implies
+        /// --tls; the separate reverse listener is not opened).
+        #[arg(long)]
+        one_port: bool,
     },
     /// Print the builder key a reverse buildlet of HOST_TYPE needs (its `--key-file`).
     ///
@@ -355,6 +370,10 @@ async fn main() -> anyhow::Result<()> {
             listen,
             poll_secs,
             env,
+            tls,
+            tls_cert,
+            tls_key,
+            one_port,
         } => {
             let file = config.clone();
             let mut cfg = load(config, env.as_deref())?;
@@ -366,6 +385,11 @@ async fn main() -> anyhow::Result<()> {
             }
             if let Some(p) = poll_secs {
                 cfg.poll_secs = p;
+            }
+            cfg.tls.enabled |= tls || one_port || tls_cert.is_some();
+            cfg.tls.one_port |= one_port;
+            if tls_cert.is_some() {
+                (cfg.tls.cert, cfg.tls.key) = (tls_cert, tls_key);
             }
             if cfg.sources.is_empty() {
                 tracing::warn!(
@@ -392,13 +416,16 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("listening on {listen}: {e}"))?;
             // Two plain lines on stdout, for people and for scripts that start it on port 0.
-            if let Some(r) = c.reverse_addr {
-                println!("reverse buildlets: {r} (TLS)");
+            let web = listener.local_addr()?;
+            let scheme = if c.web_tls.is_some() { "https" } else { "http" };
+            match (c.reverse_addr, &c.one_port) {
+                (Some(r), _) => println!("reverse buildlets: {r} (TLS)"),
+                (None, Some(_)) => println!("reverse buildlets: {web} (TLS, the web port)"),
+                (None, None) => {}
             }
-            println!("serving http://{}/", listener.local_addr()?);
+            println!("serving {scheme}://{web}/");
             tracing::info!(
-                "serving on http://{}/ (grid at /, status at /status, perf data at /perf/; state in {})",
-                listener.local_addr()?,
+                "serving on {scheme}://{web}/ (grid at /, status at /status, perf data at /perf/; state in {})",
                 data_dir.display()
             );
             c.run(listener, coordinator_bin::shutdown::signal()).await;

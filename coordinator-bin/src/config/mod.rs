@@ -48,6 +48,12 @@
 //! write_timeout_secs = 10
 //! mux = true                            # streams on one connection for buildlets that offer it
 //!
+//! [tls]                                 # `serve --tls`: HTTPS on the web listener
+//! enabled = true
+//! cert = "/etc/farm/cert.pem"           # with key; default: self-signed in <data_dir>/tls/
+//! key = "/etc/farm/key.pem"
+//! one_port = true                       # reverse buildlets register on the web port, as upstream
+//!
 //! [auth]                                # writes always need a token (`coordinator token create`)
 //! anonymous_read = false                # default: true when `listen` is loopback, else false
 //! writes_per_minute = 60                # per token: queuing builds, perf uploads (429 past it)
@@ -126,6 +132,8 @@ pub struct Config {
     pub revdial: RevdialConfig,
     /// Who may read without a token.
     pub auth: AuthConfig,
+    /// HTTPS on the web listener, and upstream's one-port mode.
+    pub tls: TlsConfig,
     /// Connection caps and timeouts of the web listener and the reverse front door.
     pub limits: LimitsConfig,
     /// Seconds a `git fetch` or `git clone` of a source may take before it is killed.
@@ -209,6 +217,23 @@ impl Default for RevdialConfig {
             mux: true,
         }
     }
+}
+
+/// HTTPS on the web listener (`serve --tls`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// Serve the UI and APIs over TLS.
+    pub enabled: bool,
+    /// A PEM certificate (chain) and its key; both or neither. Neither: the
+    /// self-signed certificate generated into `<data_dir>/tls/` (its `ca.pem` is what
+    /// clients and buildlets trust).
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    pub key: Option<PathBuf>,
+    /// Upstream's one-port mode: reverse buildlets register on the web listener
+    /// (`/reverse`, `/revdial`) and `reverse_listen` is not opened. Needs `enabled`.
+    pub one_port: bool,
 }
 
 /// Access without a token. Writes always need one (`coordinator token create`).
@@ -528,6 +553,7 @@ impl Default for Config {
             public_url: None,
             revdial: RevdialConfig::default(),
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
             limits: LimitsConfig::default(),
             git_timeout_secs: 300,
             shutdown_grace_secs: 10,
@@ -569,6 +595,16 @@ impl Config {
     /// sources in one mirror directory, unknown policies and sources, host types that no
     /// pool serves.
     pub fn check(&self) -> Result<(), ConfigError> {
+        if self.tls.cert.is_some() != self.tls.key.is_some() {
+            bail!(
+                "[tls]: give both cert and key, or neither (a generated self-signed certificate)"
+            );
+        }
+        if self.tls.one_port && !self.tls.enabled {
+            bail!(
+                "[tls] one_port: reverse buildlets register over TLS only; set enabled = true (serve --tls)"
+            );
+        }
         let catalogue = dashboard_types::catalogue::Catalogue::builtin();
         let mut mirrors: BTreeMap<String, &str> = BTreeMap::new();
         for (i, s) in self.sources.iter().enumerate() {

@@ -142,7 +142,7 @@ pub fn start(cfg: &Path) -> Coord {
         if let Some(p) = port_of(&line, "reverse buildlets: ") {
             reverse_port = p;
         }
-        port = port_of(&line, "serving http://");
+        port = port_of(&line, "serving http://").or_else(|| port_of(&line, "serving https://"));
     }
     let port = port.unwrap();
     ADMIN_TOKENS.lock().unwrap().push((port, admin));
