@@ -18,16 +18,16 @@ pub async fn enqueue(
     let b = c
         .config
         .builder(builder)
-        .ok_or_else(|| Error::BadRequest(format!("unknown builder {builder:?}")))?;
+        .ok_or_else(|| Error::NotFound(format!("unknown builder {builder:?}")))?;
     let src = c
         .config
         .sources
         .iter()
         .find(|s| s.name == source)
-        .ok_or_else(|| Error::BadRequest(format!("unknown source {source:?}")))?;
+        .ok_or_else(|| Error::NotFound(format!("unknown source {source:?}")))?;
     let mirror = c
         .mirror(source)
-        .ok_or_else(|| Error::BadRequest(format!("unknown source {source:?}")))?;
+        .ok_or_else(|| Error::NotFound(format!("unknown source {source:?}")))?;
     if let Err(e) = mirror.fetch().await {
         // A stale mirror can still serve a known revision; say why if it cannot.
         tracing::warn!(%source, error = %e, "fetching before an enqueue");
@@ -44,7 +44,7 @@ pub async fn enqueue(
     let commit = mirror
         .commit(&hash)
         .await
-        .map_err(|e| Error::BadRequest(format!("unknown revision {rev:?}: {e}")))?;
+        .map_err(|e| Error::NotFound(format!("unknown revision {rev:?}: {e}")))?;
     let go_rev = match go_rev_for(c, src).await? {
         Some(rev) => rev,
         None if src.subrepo_of.is_some() => {

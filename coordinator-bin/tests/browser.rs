@@ -477,7 +477,39 @@ fn an_admin_logs_in_and_retries_a_build_with_its_button_and_a_forged_post_is_ref
             )
             .await;
         assert_eq!(status, "opaqueredirect", "a 303 to the new build");
+        // perfstore's upload form carries the token too: a file uploaded through it is
+        // stored with who uploaded it; the same multipart post without it is refused.
+        let bench = dir.path().join("bench.txt");
+        std::fs::write(&bench, "pkg: example.com/x\nBenchmarkX-2 10 123 ns/op\n").unwrap();
+        d.open(&format!("{base}/perf/upload")).await;
+        let doc = d.call("DOM.getDocument", serde_json::json!({})).await;
+        let input = d
+            .call(
+                "DOM.querySelector",
+                serde_json::json!({"nodeId": doc["root"]["nodeId"], "selector": "input[type=file]"}),
+            )
+            .await;
+        d.call(
+            "DOM.setFileInputFiles",
+            serde_json::json!({"nodeId": input["nodeId"], "files": [bench.to_str().unwrap()]}),
+        )
+        .await;
+        d.eval("document.querySelector('form').submit()", true).await;
+        let text = d.eval("document.body.innerText", false).await;
+        assert!(text.as_str().unwrap().contains("\"uploadid\""), "{text}");
+        let status = d
+            .eval(
+                "(() => { const f = new FormData(); f.append('file', new Blob(['BenchmarkY 1 1 ns/op\\n']), 'y.txt'); return fetch('/perf/upload', {method: 'POST', body: f}).then(r => r.status); })()",
+                false,
+            )
+            .await;
+        assert_eq!(status, 403, "a multipart post without the form's token");
     });
+    let (_, found) = http(port, "GET", "/perf/search?q=by:alice", "");
+    assert!(
+        found.contains("BenchmarkX"),
+        "the upload is alice's: {found}"
+    );
     // The audit log has the login, the retries and the refusals, by name.
     let (_, audit) = http(port, "GET", "/api/audit", "");
     let v: serde_json::Value = serde_json::from_str(&audit).unwrap();

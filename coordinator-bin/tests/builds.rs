@@ -121,7 +121,7 @@ fn api_enqueue_retry_cancel_and_restart() {
         "/api/builds",
         r#"{"source":"repo","rev":"main","builder":"nope"}"#,
     );
-    assert_eq!((status, body.as_str()), (400, "unknown builder \"nope\"\n"));
+    assert_eq!((status, body.as_str()), (404, "unknown builder \"nope\"\n"));
     let (status, _) = http(port, "POST", "/api/builds", "not json");
     assert_eq!(status, 400);
 

@@ -174,12 +174,20 @@ async fn csrf_checked(a: &AuthState, session: &str, req: Request) -> Result<Requ
             "403 forbidden: this form is missing its CSRF token or it is stale; reload the page and try again\n",
         )
     };
+    // The header (scripts), or the action's query (multipart forms: perfstore's upload).
+    let in_query = req.uri().query().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == session::CSRF_FIELD)
+            .map(|(_, v)| v.into_owned())
+    });
     if let Some(given) = req
         .headers()
         .get(session::CSRF_HEADER)
         .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(in_query)
     {
-        return if session::csrf_ok(&a.signer, session, given) {
+        return if session::csrf_ok(&a.signer, session, &given) {
             Ok(req)
         } else {
             Err(refused())
@@ -275,9 +283,19 @@ pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next)
         .unwrap_or_default();
     let target = req.uri().path().to_owned();
     if let Some(i) = &reader {
+        let csrf = session.as_deref().map(|s| session::csrf(&a.signer, s));
+        // perfstore's own hooks: who uploads (its `by` label) and its form's token.
+        if identity.is_some() {
+            req.extensions_mut()
+                .insert(perfstore::http::User(i.name.clone()));
+        }
+        if let Some(t) = &csrf {
+            req.extensions_mut()
+                .insert(perfstore::http::FormToken(t.clone()));
+        }
         req.extensions_mut().insert(Viewer {
             identity: i.clone(),
-            csrf: session.as_deref().map(|s| session::csrf(&a.signer, s)),
+            csrf,
         });
     }
     let denied = denied.or_else(|| {

@@ -71,6 +71,12 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone)]
 pub struct User(pub String);
 
+/// A token an outer layer wants on the page's form posts (CSRF protection), set as a
+/// request extension: the upload form sends it as `?csrf=` in its action (a multipart
+/// body is not something a middleware reads to look for a field).
+#[derive(Debug, Clone)]
+pub struct FormToken(pub String);
+
 #[derive(Debug)]
 pub(crate) struct AppState {
     store: Arc<dyn Store>,
@@ -315,7 +321,7 @@ struct UploadStatus {
 
 async fn upload(State(state): State<Shared>, req: Request) -> Response {
     match *req.method() {
-        Method::GET => return ui::upload_form(),
+        Method::GET => return ui::upload_form(req.extensions().get::<FormToken>()),
         Method::POST => {}
         _ => {
             return go_error(

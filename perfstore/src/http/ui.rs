@@ -110,12 +110,21 @@ pub(super) async fn index_page() -> Response {
 }
 
 /// `GET /upload`: a form posting files to `/upload`.
-pub(super) fn upload_form() -> Response {
+pub(super) fn upload_form(token: Option<&super::FormToken>) -> Response {
+    let action = match token {
+        Some(t) => format!(
+            "upload?csrf={}",
+            form_urlencoded::byte_serialize(t.0.as_bytes()).collect::<String>()
+        ),
+        None => "upload".to_owned(),
+    };
     page(
         "Upload benchmark results",
         Depth::Top,
-        r#"<form action="upload" method="post" enctype="multipart/form-data">
-<input type="file" name="file" multiple> <input type="hidden" name="commit" value="1"> <button>Upload</button></form>"#,
+        &format!(
+            r#"<form action="{action}" method="post" enctype="multipart/form-data">
+<input type="file" name="file" multiple> <input type="hidden" name="commit" value="1"> <button>Upload</button></form>"#
+        ),
     )
     .into_response()
 }

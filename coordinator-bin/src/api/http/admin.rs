@@ -10,15 +10,16 @@ use crate::store::AuditEntry;
 const PER_PAGE: i64 = 50;
 
 /// `?before=SEQ`: the page of entries older than that one.
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditParams {
     before: Option<i64>,
 }
 
 /// One entry as JSON.
-#[derive(Debug, serde::Serialize)]
-struct AuditJson {
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct AuditJson {
     seq: i64,
     time: String,
     who: String,
@@ -30,8 +31,8 @@ struct AuditJson {
 }
 
 /// A page of entries, and the cursor of the next (older) one.
-#[derive(Debug, serde::Serialize)]
-struct AuditPageJson {
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct AuditPageJson {
     entries: Vec<AuditJson>,
     /// Pass as `?before=` for the next page; absent on the last one.
     older: Option<i64>,
@@ -49,6 +50,12 @@ async fn page(
     Ok((entries, older.flatten()))
 }
 
+/// The audit log: every write, newest first, 50 a page.
+#[utoipa::path(get, path = "/api/audit", tag = "admin", params(AuditParams),
+    responses(
+        (status = 200, description = "a page of entries", body = AuditPageJson),
+        (status = 400, description = "a malformed cursor", body = String, content_type = "text/plain"),
+    ))]
 pub(super) async fn audit_json(State(c): State<Shared>, Query(p): Query<AuditParams>) -> Reply {
     let (entries, older) = page(&c, p.before).await?;
     let entries = entries

@@ -8,7 +8,7 @@ use crate::model::State;
 use crate::store::Build;
 
 /// A build as the API shows it.
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub(super) struct BuildJson {
     id: String,
     source: String,

@@ -17,6 +17,7 @@
 //! | `GET /src/{source}/+archive/{rev}.tar.gz` | the tree at a commit, as pushed to buildlets (`git archive`; the URL shape of the Gerrit archives upstream's gitmirror served), fit for a buildlet's `writetgz?url=` |
 //! | `GET /bootstrap/{file}` | a file of the data dir's `bootstrap/` folder (bootstrap toolchains that builders name as `/bootstrap/FILE`) |
 //! | `GET /metrics`, `GET /healthz` | Prometheus text; `ok` |
+//! | `GET /api/openapi.json` | the JSON API's OpenAPI description, generated from the handlers |
 //! | `GET /login`, `POST /login`, `POST /logout` | a browser session from an API token (a cookie; forms that write carry a CSRF token) |
 //! | `/perf/…` | perfstore's API and UI |
 //!
@@ -34,6 +35,7 @@ mod builds;
 mod json;
 mod login;
 mod logs;
+mod openapi;
 mod pages;
 
 use std::sync::Arc;
@@ -121,9 +123,13 @@ fn table() -> Vec<(RouteRule, MethodRouter<Shared>)> {
             rule(Method::GET, "/healthz", Public),
             get(|| async { "ok\n" }),
         ),
+        (
+            rule(Method::GET, "/api/openapi.json", Public),
+            get(openapi::json),
+        ),
         (rule(Method::GET, "/login", Public), get(login::page)),
         (rule(Method::POST, "/login", Public), post(login::login)),
-        (rule(Method::POST, "/logout", Public), post(login::logout)),
+        (rule(Method::POST, "/logout", Read), post(login::logout)),
         (
             rule(Method::GET, "/perf", Read),
             get(|| async { Redirect::permanent("/perf/") }),

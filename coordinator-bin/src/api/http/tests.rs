@@ -192,27 +192,32 @@ async fn write_routes() {
     let id = enqueue(&f, "main").await;
     let b = f.c.store.get(&id).await.unwrap().unwrap();
     assert_eq!((b.rev(), b.branch.as_str()), (f.rev.as_str(), "main"));
-    for (body, want) in [
-        ("not json", "bad request"),
+    // Malformed requests are 400s; well-formed ones naming what does not exist, 404s.
+    for (body, want, status) in [
+        ("not json", "bad request", StatusCode::BAD_REQUEST),
         (
             r#"{"source":"repo","rev":"main","builder":"nope"}"#,
             "unknown builder",
+            StatusCode::NOT_FOUND,
         ),
         (
             r#"{"source":"nope","rev":"main","builder":"local-quick"}"#,
             "unknown source",
+            StatusCode::NOT_FOUND,
         ),
         (
             r#"{"source":"repo","rev":"--output=x","builder":"local-quick"}"#,
             "unknown revision",
+            StatusCode::NOT_FOUND,
         ),
         (
             r#"{"source":"repo","rev":"main","builder":"local-quick","x":1}"#,
             "unknown field",
+            StatusCode::BAD_REQUEST,
         ),
     ] {
         let r = call(&f, "POST", "/api/builds", body).await;
-        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
+        assert_eq!(r.status, status, "{body}: {}", r.body);
         assert!(r.body.contains(want), "{body}: {}", r.body);
     }
     let r = call(&f, "POST", &format!("/api/builds/{id}/retry"), "").await;
