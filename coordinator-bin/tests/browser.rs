@@ -22,6 +22,21 @@ fn chromium() -> Option<String> {
         .map(str::to_string)
 }
 
+/// The browser, or `None` after saying loudly that the test skips (a failure instead
+/// under `REQUIRE_BROWSER=1`).
+fn chromium_or_skip() -> Option<String> {
+    let found = chromium();
+    if found.is_none() {
+        if std::env::var_os("REQUIRE_BROWSER").is_some_and(|v| v == "1") {
+            panic!("REQUIRE_BROWSER=1 but no chromium is installed");
+        }
+        eprintln!(
+            "\n*** SKIPPED: no chromium found; install Debian's `chromium` or run .ci/run. REQUIRE_BROWSER=1 turns this skip into a failure.\n"
+        );
+    }
+    found
+}
+
 /// The DOM after Chromium loaded and rendered `url`.
 fn rendered(browser: &str, url: &str, profile: &std::path::Path) -> String {
     let out = Command::new(browser)
@@ -107,13 +122,7 @@ fn links(page: &str, dom: &str) -> Vec<String> {
 
 #[test]
 fn every_page_renders_and_its_links_resolve() {
-    let Some(browser) = chromium() else {
-        if std::env::var_os("REQUIRE_BROWSER").is_some_and(|v| v == "1") {
-            panic!("REQUIRE_BROWSER=1 but no chromium is installed");
-        }
-        eprintln!(
-            "\n*** SKIPPED: no chromium found; install Debian's `chromium` or run .ci/run. REQUIRE_BROWSER=1 turns this skip into a failure.\n"
-        );
+    let Some(browser) = chromium_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -387,13 +396,7 @@ impl Devtools {
 
 #[test]
 fn an_admin_logs_in_and_retries_a_build_with_its_button_and_a_forged_post_is_refused() {
-    let Some(browser) = chromium() else {
-        if std::env::var_os("REQUIRE_BROWSER").is_some_and(|v| v == "1") {
-            panic!("REQUIRE_BROWSER=1 but no chromium is installed");
-        }
-        eprintln!(
-            "\n*** SKIPPED: no chromium found; install Debian's `chromium` or run .ci/run. REQUIRE_BROWSER=1 turns this skip into a failure.\n"
-        );
+    let Some(browser) = chromium_or_skip() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

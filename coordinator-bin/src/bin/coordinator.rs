@@ -202,6 +202,19 @@ fn load(config: Option<PathBuf>, env: Option<&str>) -> anyhow::Result<Config> {
     Ok(cfg.with_defaults(&std::env::current_dir()?))
 }
 
+/// [`load`], with `--data-dir` over the file's.
+fn load_in(
+    config: Option<PathBuf>,
+    env: Option<&str>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let mut cfg = load(config, env)?;
+    if let Some(d) = data_dir {
+        cfg.data_dir = d;
+    }
+    Ok(cfg)
+}
+
 /// Checks a configuration, naming the file.
 fn checked(cfg: Config, file: Option<&PathBuf>) -> anyhow::Result<Config> {
     cfg.check().map_err(|e| match file {
@@ -273,10 +286,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             env,
         } => {
-            let mut cfg = load(config, env.as_deref())?;
-            if let Some(d) = data_dir {
-                cfg.data_dir = d;
-            }
+            let cfg = load_in(config, env.as_deref(), data_dir)?;
             let path = Coordinator::master_key_path(&cfg);
             // Creating a key here would print a key no coordinator uses: a reverse
             // buildlet given it would be refused with 412 and nobody would know why.
@@ -300,10 +310,7 @@ async fn main() -> anyhow::Result<()> {
             data_dir,
             env,
         } => {
-            let mut cfg = load(config, env.as_deref())?;
-            if let Some(d) = data_dir {
-                cfg.data_dir = d;
-            }
+            let cfg = load_in(config, env.as_deref(), data_dir)?;
             std::fs::create_dir_all(&cfg.data_dir)?;
             let db = cfg.data_dir.join(coordinator_bin::app::BUILDS_DB);
             let store = coordinator_bin::store::SqliteStore::open(&db)?;
@@ -376,10 +383,7 @@ async fn main() -> anyhow::Result<()> {
             one_port,
         } => {
             let file = config.clone();
-            let mut cfg = load(config, env.as_deref())?;
-            if let Some(d) = data_dir {
-                cfg.data_dir = d;
-            }
+            let mut cfg = load_in(config, env.as_deref(), data_dir)?;
             if let Some(l) = listen {
                 cfg.listen = l;
             }

@@ -58,9 +58,13 @@ async fn page(
     ))]
 pub(super) async fn audit_json(State(c): State<Shared>, Query(p): Query<AuditParams>) -> Reply {
     let (entries, older) = page(&c, p.before).await?;
-    let entries = entries
-        .into_iter()
-        .map(|e| AuditJson {
+    let entries = entries.into_iter().map(AuditJson::from).collect();
+    json_reply(StatusCode::OK, AuditPageJson { entries, older })
+}
+
+impl From<AuditEntry> for AuditJson {
+    fn from(e: AuditEntry) -> Self {
+        AuditJson {
             seq: e.seq,
             time: e.time,
             who: e.who,
@@ -69,9 +73,8 @@ pub(super) async fn audit_json(State(c): State<Shared>, Query(p): Query<AuditPar
             target: e.target,
             status: e.status,
             client: e.client,
-        })
-        .collect();
-    json_reply(StatusCode::OK, AuditPageJson { entries, older })
+        }
+    }
 }
 
 /// An RFC 3339 time to the second, as a person reads it: `2026-12-02 07:44:25`.
@@ -82,17 +85,13 @@ fn second(t: &str) -> String {
     }
 }
 
-/// One row of the page.
+/// One row of the page: the entry, its time as a person reads it, and the result's
+/// colour.
 struct Row {
+    e: AuditJson,
     time: String,
-    who: String,
-    roles: String,
-    route: String,
-    target: String,
-    status: u16,
-    /// `ok` or `failed`, for the result cell's colour.
+    /// `ok` or `failed`.
     class: &'static str,
-    client: String,
 }
 
 #[derive(askama::Template)]
@@ -111,12 +110,7 @@ pub(super) async fn audit_page(State(c): State<Shared>, Query(p): Query<AuditPar
         .map(|e| Row {
             time: second(&e.time),
             class: if e.status < 400 { "ok" } else { "failed" },
-            who: e.who,
-            roles: e.roles,
-            route: e.route,
-            target: e.target,
-            status: e.status,
-            client: e.client,
+            e: AuditJson::from(e),
         })
         .collect();
     html(AuditPage {

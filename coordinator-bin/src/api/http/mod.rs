@@ -124,7 +124,7 @@ fn table() -> Vec<(RouteRule, MethodRouter<Shared>)> {
             get(|| async { "ok\n" }),
         ),
         (
-            rule(Method::GET, "/api/openapi.json", Public),
+            rule(Method::GET, "/api/openapi.json", Read),
             get(openapi::json),
         ),
         (rule(Method::GET, "/login", Public), get(login::page)),
