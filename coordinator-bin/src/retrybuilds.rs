@@ -7,11 +7,16 @@
 
 use std::collections::BTreeSet;
 
+use std::path::Path;
+
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 /// What to build again.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,21 +47,49 @@ pub struct Listed {
 pub struct ApiClient {
     base: String,
     token: String,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+/// The roots an https coordinator is checked against: `ca` (a coordinator's generated
+/// `tls/ca.pem`), or the system's (and `SSL_CERT_FILE`).
+fn tls_config(ca: Option<&Path>) -> anyhow::Result<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    match ca {
+        Some(path) => {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| anyhow::anyhow!("--ca {}: {e}", path.display()))?;
+            for c in certs {
+                roots.add(c)?;
+            }
+        }
+        None => {
+            roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    Ok(rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 impl ApiClient {
-    /// A client of `base` (`http://host:port`) acting with `token`.
-    pub fn new(base: &str, token: &str) -> anyhow::Result<ApiClient> {
-        if !base.starts_with("http://") {
+    /// A client of `base` (`http://` or `https://host:port`) acting with `token`,
+    /// trusting `ca` for https (else the system's roots).
+    pub fn new(base: &str, token: &str, ca: Option<&Path>) -> anyhow::Result<ApiClient> {
+        if !base.starts_with("http://") && !base.starts_with("https://") {
             anyhow::bail!(
-                "--url {base:?}: give http://HOST:PORT of the coordinator's web listener"
+                "--url {base:?}: give http(s)://HOST:PORT of the coordinator's web listener"
             );
         }
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(ca)?)
+            .https_or_http()
+            .enable_http1()
+            .build();
         Ok(ApiClient {
             base: base.trim_end_matches('/').to_owned(),
             token: token.trim().to_owned(),
-            http: Client::builder(TokioExecutor::new()).build_http(),
+            http: Client::builder(TokioExecutor::new()).build(https),
         })
     }
 

@@ -71,4 +71,25 @@ fn one_tls_port_serves_the_ui_and_registers_reverse_buildlets() {
         status.contains(&rev[..10]) || status.contains(&rev),
         "{status}"
     );
+    // `coordinator retry` speaks https too, trusting the CA it is given (and no other).
+    let retry = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_coordinator"))
+            .args(["retry", "--rev", &rev[..8], "--url", &base])
+            .args(extra)
+            .env("COORDINATOR_TOKEN", &admin)
+            .output()
+            .unwrap()
+    };
+    let out = retry(&["--ca", ca]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("retried"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = retry(&[]);
+    assert!(
+        !out.status.success(),
+        "the system's roots do not know the generated CA"
+    );
 }

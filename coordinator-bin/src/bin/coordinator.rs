@@ -151,6 +151,10 @@ enum Command {
         /// A file holding the token.
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// For an https coordinator with its generated certificate: its `tls/ca.pem`
+        /// (default: the system's roots).
+        #[arg(long)]
+        ca: Option<PathBuf>,
     },
     /// Print the effective configuration (defaults filled in, an environment applied) as
     /// TOML, after checking it.
@@ -324,6 +328,7 @@ async fn main() -> anyhow::Result<()> {
             url,
             token,
             token_file,
+            ca,
         } => {
             use coordinator_bin::retrybuilds::{ApiClient, Selection};
             let token = match (token, token_file) {
@@ -341,7 +346,7 @@ async fn main() -> anyhow::Result<()> {
                 (_, _, Some(r)) => Selection::Revision(r),
                 _ => unreachable!("clap requires one"),
             };
-            let api = ApiClient::new(&url, &token)?;
+            let api = ApiClient::new(&url, &token, ca.as_deref())?;
             let builds = api.select(&sel).await?;
             if builds.is_empty() {
                 eprintln!("nothing to retry");
