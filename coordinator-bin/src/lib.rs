@@ -14,15 +14,20 @@
 //! - [`config`]: the TOML file, named environments, defaults, and [`config::routing`],
 //!   the one rule for which builder builds which source and branch.
 //! - [`model`]: builds and their state transitions, pure.
-//! - [`store`]: the [`store::BuildStore`] trait, its SQLite implementation and the
-//!   conformance suite every implementation passes.
+//! - [`store`]: the [`store::BuildStore`] and [`store::AccessStore`] (tokens, audit
+//!   log) traits, their SQLite implementation and the conformance suites.
 //! - [`sources`]: git mirrors and the poller.
 //! - [`runner`]: dispatch, attempts, retry classification, progress.
 //! - [`logs`]: live build logs.
 //! - [`snapshots`]: built trees kept by (builder, revision).
 //! - [`ops`]: the use cases (enqueue, retry, cancel) that every front end shares.
-//! - [`api`]: HTTP routes, pages (compile-time-checked templates) and JSON.
-//! - [`pools`], [`metrics`], [`shutdown`], [`serve`], [`tls`], [`error`].
+//! - [`api`]: HTTP routes (each with who may call it), pages (compile-time-checked
+//!   templates), JSON and its generated OpenAPI description.
+//! - [`auth`]: roles, tokens, browser sessions and CSRF, signed URLs, the per-token rate
+//!   limit, and the middleware that checks every route's rule and audits writes.
+//! - [`retrybuilds`]: `coordinator retry`, a client of the API.
+//! - [`pools`], [`metrics`], [`shutdown`], [`serve`] (TLS and the one-port front),
+//!   [`tls`], [`error`].
 //! - [`app`]: [`Coordinator`], which owns all of it, and [`Coordinator::run`].
 
 pub mod api;

@@ -64,7 +64,7 @@ enum Command {
         #[arg(long, env = "COORDINATOR_ENV")]
         env: Option<String>,
         /// Serve HTTPS: with --tls-cert and --tls-key, or a self-signed certificate
-        /// generated into <data-dir>/tls/ (clients trust its ca.pem).
+        /// generated into DATA_DIR/tls/ (clients trust its ca.pem).
         #[arg(long)]
         tls: bool,
         /// A PEM certificate (chain) for --tls.
