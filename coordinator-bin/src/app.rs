@@ -327,9 +327,14 @@ impl Coordinator {
         self.spawn_workers();
         let app = crate::api::http::router(self.clone());
         let drain = self.shutdown.drain_token();
+        let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
         let front = crate::serve::Front {
             tls: self.web_tls.clone(),
             reverse: self.one_port.clone(),
+            control: (
+                secs(self.config.revdial.keep_alive_secs),
+                secs(self.config.revdial.write_timeout_secs),
+            ),
         };
         let serving = crate::serve::serve(
             listener,

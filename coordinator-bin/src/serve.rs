@@ -27,12 +27,16 @@ use tokio::net::TcpListener;
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// What sits in front of the router on each connection.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Front {
     /// TLS for every connection.
     pub tls: Option<ServerTls>,
     /// The reverse pool, for one-port mode's `/reverse` and `/revdial`.
     pub reverse: Option<ReversePool>,
+    /// A registration's keep-alive interval and write timeout: its socket is tuned so
+    /// that a machine that vanishes without a FIN is dropped within their sum, as on
+    /// the reverse pool's own listener.
+    pub control: (Duration, Duration),
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then drains for up to
@@ -81,6 +85,16 @@ pub async fn serve(
                 Ok(Some((head, n))) if matches!(head.path(), "/reverse" | "/revdial") => {
                     let rest = buf.split_off(n).freeze();
                     let reverse = head.path() == "/reverse";
+                    if reverse {
+                        let (keep_alive, write_timeout) = front.control;
+                        if let Err(e) = revdial::tcp::tune_control_socket(
+                            io.get_ref(),
+                            keep_alive,
+                            write_timeout,
+                        ) {
+                            tracing::debug!(%peer, "tuning the socket: {e}");
+                        }
+                    }
                     let req = HijackedRequest {
                         head,
                         io: Rewind::new(rest, io),

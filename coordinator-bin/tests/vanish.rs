@@ -80,26 +80,58 @@ impl Drop for Netns {
     }
 }
 
-fn listed(port: u16, name: &str) -> bool {
-    http(port, "GET", "/status", "").1.contains(name)
+/// Where the coordinator's pages are: plain HTTP on loopback, or (one-port mode) HTTPS
+/// on the link the buildlet uses, with a token (reading is not anonymous there).
+enum Web {
+    Plain(u16),
+    Tls(u16, String),
+}
+
+impl Web {
+    fn status(&self, json: bool) -> String {
+        let path = if json { "/status?mode=json" } else { "/status" };
+        match self {
+            Web::Plain(port) => http(*port, "GET", path, "").1,
+            Web::Tls(port, token) => {
+                let out = Command::new("curl")
+                    .args(["-sSk", "--max-time", "10", "-H"])
+                    .arg(format!("Authorization: Bearer {token}"))
+                    .arg(format!("https://{PUBLIC_IP}:{port}{path}"))
+                    .output()
+                    .expect("curl runs");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+        }
+    }
+
+    fn listed(&self, name: &str) -> bool {
+        self.status(false).contains(name)
+    }
 }
 
 #[test]
 fn a_buildlet_that_vanishes_is_dropped_and_registers_again_when_it_returns() {
-    vanish_and_return("v2", &["--revdial-v2"]);
+    vanish_and_return("v2", &["--revdial-v2"], false);
 }
 
 /// The same in revdial's multiplexed mode: streams on the registration connection,
 /// whose dead-peer detection must be as good as v2's.
 #[test]
 fn a_mux_buildlet_that_vanishes_is_dropped_and_registers_again_when_it_returns() {
-    vanish_and_return("mux", &[]);
+    vanish_and_return("mux", &[], false);
+}
+
+/// The same through the one-port TLS listener, where a registration's socket must be
+/// tuned as on the reverse pool's own listener (v2 relies on it).
+#[test]
+fn a_buildlet_on_the_one_port_listener_that_vanishes_is_dropped_and_returns() {
+    vanish_and_return("v2", &["--revdial-v2"], true);
 }
 
 /// One namespace at a time: its names and addresses are fixed per process.
 static NETNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn vanish_and_return(mode: &str, flags: &[&str]) {
+fn vanish_and_return(mode: &str, flags: &[&str], one_port: bool) {
     let _one = NETNS.lock().unwrap_or_else(|e| e.into_inner());
     let required = std::env::var("REVDIAL_REQUIRE_NETNS").is_ok_and(|v| v == "1");
     let Some(ns) = Netns::create() else {
@@ -119,15 +151,26 @@ fn vanish_and_return(mode: &str, flags: &[&str]) {
     std::fs::write(
         &cfg,
         format!(
-            "listen = \"127.0.0.1:0\"\nreverse_listen = \"{PUBLIC_IP}:0\"\ndata_dir = {data:?}\n\
+            "listen = \"{listen}:0\"\nreverse_listen = \"{PUBLIC_IP}:0\"\ndata_dir = {data:?}\n\
              master_key_file = {key:?}\n\n[pools.reverse]\nhost-vanish = 1\n\n\
-             [revdial]\nkeep_alive_secs = 1\nwrite_timeout_secs = 1\n",
+             [revdial]\nkeep_alive_secs = 1\nwrite_timeout_secs = 1\n{tls}",
+            listen = if one_port { PUBLIC_IP } else { "127.0.0.1" },
+            tls = if one_port {
+                "\n[tls]\nenabled = true\none_port = true\n"
+            } else {
+                ""
+            },
             data = dir.path().join("data").display().to_string(),
             key = key.display().to_string(),
         ),
     )
     .unwrap();
     let c = start(&cfg);
+    let web = if one_port {
+        Web::Tls(c.port, create_token(&cfg, "vanish", &["viewer"]))
+    } else {
+        Web::Plain(c.port)
+    };
     let _buildlet = Proc(
         Command::new("ip")
             .args(["netns", "exec", &ns.name])
@@ -145,9 +188,9 @@ fn vanish_and_return(mode: &str, flags: &[&str]) {
             .unwrap(),
     );
     wait_for("the buildlet to register", 60, || {
-        listed(c.port, "vanishing").then_some(())
+        web.listed("vanishing").then_some(())
     });
-    let (_, status) = http(c.port, "GET", "/status?mode=json", "");
+    let status = web.status(true);
     assert!(
         status.contains(&format!("\"revdial\":\"{mode}\"")),
         "the machine speaks {mode}: {status}"
@@ -155,12 +198,12 @@ fn vanish_and_return(mode: &str, flags: &[&str]) {
     ns.link(false);
     // keep_alive + write_timeout is 2 s; allow for scheduling on a loaded machine.
     wait_for("the coordinator to drop the vanished buildlet", 30, || {
-        (!listed(c.port, "vanishing")).then_some(())
+        (!web.listed("vanishing")).then_some(())
     });
     ns.link(true);
     // The buildlet's keep-alive probes (30 s of silence, then every 10 s) find the dead
     // connection; --reconnect registers again.
     wait_for("the buildlet to register again", 120, || {
-        listed(c.port, "vanishing").then_some(())
+        web.listed("vanishing").then_some(())
     });
 }
