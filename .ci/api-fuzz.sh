@@ -34,8 +34,9 @@ status=0
 run() {
   local who=$1; shift
   echo "api-fuzz: as $who"
-  if ! timeout 600 "$work/venv/bin/schemathesis" run "$url/api/openapi.json" \
-      --checks all --max-examples "$max" --seed 20261202 "$@" >"$work/st.log" 2>&1; then
+  # From the scratch directory: schemathesis keeps a cache where it runs.
+  if ! (cd "$work" && timeout 600 "$work/venv/bin/schemathesis" run "$url/api/openapi.json" \
+      --checks all --max-examples "$max" --seed 20261202 "$@") >"$work/st.log" 2>&1; then
     status=1
   fi
   # The summary: phases, failures and the count of generated requests.
