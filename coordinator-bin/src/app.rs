@@ -34,7 +34,7 @@ pub struct Coordinator {
     /// API tokens and the audit log (the same database).
     pub access: Arc<dyn AccessStore>,
     /// Signs the URLs buildlets fetch from the coordinator.
-    pub signer: crate::auth::signed::UrlSigner,
+    pub signer: crate::auth::signed::Signer,
     /// Where buildlets come from.
     pub pool: Arc<dyn BuildletPool>,
     /// Perf data.
@@ -110,18 +110,13 @@ fn reverse_pool(config: &Config) -> Result<(ReversePool, tls::Identity), Error> 
     let key = tls::master_key(&Coordinator::master_key_path(config)).map_err(|e| startup(&e))?;
     let mut cfg = ReversePoolConfig::new(key);
     cfg.limits = config.limits.to_limits();
-    cfg.dialer.keep_alive = std::time::Duration::from_secs(config.revdial.keep_alive_secs.max(1));
-    cfg.dialer.write_timeout =
-        std::time::Duration::from_secs(config.revdial.write_timeout_secs.max(1));
-    if !config.revdial.mux {
-        cfg.mux = None;
-    }
-    if let Some(mux) = cfg.mux.as_mut() {
-        // One meaning for both modes: mux PINGs at the keep-alive interval, and one not
-        // answered within the write timeout ends the connection.
-        mux.keep_alive = cfg.dialer.keep_alive;
-        mux.ping_timeout = cfg.dialer.write_timeout;
-    }
+    cfg.dialer.keep_alive = config.revdial.keep_alive();
+    cfg.dialer.write_timeout = config.revdial.write_timeout();
+    // One meaning for both modes: mux PINGs follow the keep-alive settings.
+    cfg.mux = config
+        .revdial
+        .mux
+        .then(|| revdial::MuxConfig::following(&cfg.dialer));
     cfg.host_types = config
         .pools
         .reverse
@@ -154,27 +149,26 @@ async fn start_reverse(
     Ok((pool, bound))
 }
 
-/// The web listener's TLS server: the configured certificate, or the generated one.
-fn web_tls(config: &Config) -> Result<pool::tls::ServerTls, Error> {
+/// The web listener's TLS server: the configured certificate, or the generated one
+/// (`loaded` when one-port mode has it already).
+fn web_tls(config: &Config, loaded: Option<tls::Identity>) -> Result<pool::tls::ServerTls, Error> {
     let startup = |e: &dyn std::fmt::Display| Error::Startup(format!("[tls]: {e}"));
-    match (&config.tls.cert, &config.tls.key) {
-        (Some(cert), Some(key)) => {
-            let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|e| Error::Startup(format!("[tls]: {}: {e}", p.display())))
-            };
-            pool::tls::ServerTls::from_pem(&read(cert)?, &read(key)?).map_err(|e| startup(&e))
-        }
-        _ => {
-            let identity =
-                tls::load_or_create(&config.data_dir.join("tls")).map_err(|e| startup(&e))?;
-            tracing::info!(
-                fingerprint = %identity.fingerprint,
-                ca = %identity.ca_path.display(),
-                "serving HTTPS with the generated self-signed certificate (clients trust its ca.pem)"
-            );
-            Ok(identity.acceptor)
-        }
+    if let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.key) {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| Error::Startup(format!("[tls]: {}: {e}", p.display())))
+        };
+        return pool::tls::ServerTls::from_pem(&read(cert)?, &read(key)?).map_err(|e| startup(&e));
     }
+    let identity = match loaded {
+        Some(identity) => identity,
+        None => tls::load_or_create(&config.data_dir.join("tls")).map_err(|e| startup(&e))?,
+    };
+    tracing::info!(
+        fingerprint = %identity.fingerprint,
+        ca = %identity.ca_path.display(),
+        "serving HTTPS with the generated self-signed certificate (clients trust its ca.pem)"
+    );
+    Ok(identity.acceptor)
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -222,7 +216,7 @@ impl Coordinator {
                 .map_err(|e| startup(&e))??
         };
         let store = Arc::new(store);
-        let signer = crate::auth::signed::UrlSigner::load_or_create(&data).map_err(|e| {
+        let signer = crate::auth::signed::Signer::load_or_create(&data).map_err(|e| {
             Error::Startup(format!("the URL signing key in {}: {e}", data.display()))
         })?;
         let orphans = store.requeue_orphans().await?;
@@ -261,19 +255,19 @@ impl Coordinator {
         .await
         .map_err(|e| startup(&e))?;
         // One-port mode: the pool registers buildlets through the web listener.
-        let (reverse, reverse_addr, one_port) = match config.reverse_listen {
+        let (reverse, reverse_addr, one_port, identity) = match config.reverse_listen {
             _ if config.tls.one_port => {
-                let (pool, _) = reverse_pool(&config)?;
-                (Some(pool.clone()), None, Some(pool))
+                let (pool, identity) = reverse_pool(&config)?;
+                (Some(pool.clone()), None, Some(pool), Some(identity))
             }
             Some(addr) => {
                 let (pool, bound) = start_reverse(&config, addr).await?;
-                (Some(pool), Some(bound), None)
+                (Some(pool), Some(bound), None, None)
             }
-            None => (None, None, None),
+            None => (None, None, None, None),
         };
         let web_tls = if config.tls.enabled {
-            Some(web_tls(&config)?)
+            Some(web_tls(&config, identity)?)
         } else {
             None
         };
@@ -327,13 +321,12 @@ impl Coordinator {
         self.spawn_workers();
         let app = crate::api::http::router(self.clone());
         let drain = self.shutdown.drain_token();
-        let secs = |s: u64| std::time::Duration::from_secs(s.max(1));
         let front = crate::serve::Front {
             tls: self.web_tls.clone(),
             reverse: self.one_port.clone(),
             control: (
-                secs(self.config.revdial.keep_alive_secs),
-                secs(self.config.revdial.write_timeout_secs),
+                self.config.revdial.keep_alive(),
+                self.config.revdial.write_timeout(),
             ),
         };
         let serving = crate::serve::serve(

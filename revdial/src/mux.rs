@@ -120,6 +120,17 @@ impl Default for MuxConfig {
 }
 
 impl MuxConfig {
+    /// The default limits, with PINGs that follow a v2 Dialer's keep-alive: one every
+    /// `keep_alive`, and one not answered within `write_timeout` ends the connection,
+    /// so a vanished peer is noticed as soon in either mode.
+    pub fn following(dialer: &crate::DialerConfig) -> MuxConfig {
+        MuxConfig {
+            keep_alive: dialer.keep_alive,
+            ping_timeout: dialer.write_timeout,
+            ..MuxConfig::default()
+        }
+    }
+
     /// The connection window and the largest and first stream windows, within
     /// HTTP/2's bounds and each other.
     fn windows(&self) -> (u32, u32, u32) {

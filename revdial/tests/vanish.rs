@@ -208,7 +208,7 @@ async fn private_side_helper() {
         .header(revdial::mux::MUX_HEADER)
         .and_then(|v| std::str::from_utf8(v).ok());
     let mut ln = if revdial::mux::offers_mux(accepted) {
-        revdial::Listener::new_mux(control, &common::mux_config(&config()))
+        revdial::Listener::new_mux(control, &revdial::MuxConfig::following(&config()))
     } else {
         revdial::Listener::new(
             control,

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{Access, Identity, Role, rate::RateLimiter, session, signed::UrlSigner, token};
+use super::{Access, Identity, Role, rate::RateLimiter, session, signed::Signer, token};
 use crate::store::{AccessStore, AuditEntry};
 
 /// One route as the policy sees it: method, path pattern (`{name}` matches one
@@ -38,7 +38,7 @@ pub struct AuthState {
     /// Whether callers without credentials may read.
     pub anonymous_read: bool,
     /// Checks signed URLs ([`Access::Fetch`]).
-    pub signer: UrlSigner,
+    pub signer: Signer,
     /// The per-caller limit of [`RouteRule::limited`] routes.
     pub rate: Arc<RateLimiter>,
 }
@@ -162,8 +162,24 @@ pub struct Viewer {
     pub csrf: Option<String>,
 }
 
-/// The largest form body read to find its CSRF field.
-const MAX_FORM: usize = 16 << 10;
+/// The largest form body read (for its CSRF field, or by the login form).
+pub const MAX_FORM: usize = 16 << 10;
+
+/// Whether a request is a browser's url-encoded form post.
+pub fn is_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// The client's address as the audit log shows it (empty if the server set none).
+pub fn client_of(req: &Request) -> String {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.to_string())
+        .unwrap_or_default()
+}
 
 /// Whether a session's write carries its CSRF token: in the header, or in the form
 /// body (read, then put back for the handler).
@@ -193,12 +209,7 @@ async fn csrf_checked(a: &AuthState, session: &str, req: Request) -> Result<Requ
             Err(refused())
         };
     }
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    if !is_form(req.headers()) {
         return Err(refused());
     }
     let (parts, body) = req.into_parts();
@@ -276,11 +287,7 @@ pub async fn authorize(State(a): State<AuthState>, mut req: Request, next: Next)
             None => return login(role, req.uri()),
         },
     };
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
+    let client = client_of(&req);
     let target = req.uri().path().to_owned();
     if let Some(i) = &reader {
         let csrf = session.as_deref().map(|s| session::csrf(&a.signer, s));

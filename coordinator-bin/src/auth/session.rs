@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::http::{HeaderMap, header};
 
-use super::signed::UrlSigner;
+use super::signed::Signer;
 
 /// The cookie's name.
 pub const COOKIE: &str = "xb_session";
@@ -27,14 +27,14 @@ fn now() -> u64 {
 }
 
 /// A session cookie's value for token `id`: `id.expiry.tag`.
-pub fn issue(signer: &UrlSigner, id: &str) -> String {
+pub fn issue(signer: &Signer, id: &str) -> String {
     let exp = (now() + LIFETIME.as_secs()).to_string();
     format!("{id}.{exp}.{}", signer.tag("session", &[id, &exp]))
 }
 
 /// The token id a session cookie value names, if its tag is right and it has not
 /// expired.
-pub fn verify(signer: &UrlSigner, value: &str) -> Option<String> {
+pub fn verify(signer: &Signer, value: &str) -> Option<String> {
     let mut it = value.splitn(3, '.');
     let (id, exp, tag) = (it.next()?, it.next()?, it.next()?);
     let live = exp.parse::<u64>().is_ok_and(|e| e >= now());
@@ -42,12 +42,12 @@ pub fn verify(signer: &UrlSigner, value: &str) -> Option<String> {
 }
 
 /// The CSRF token of a session.
-pub fn csrf(signer: &UrlSigner, session: &str) -> String {
+pub fn csrf(signer: &Signer, session: &str) -> String {
     signer.tag("csrf", &[session])
 }
 
 /// Whether `given` is the session's CSRF token (constant time).
-pub fn csrf_ok(signer: &UrlSigner, session: &str, given: &str) -> bool {
+pub fn csrf_ok(signer: &Signer, session: &str, given: &str) -> bool {
     signer.check("csrf", &[session], given)
 }
 
@@ -83,10 +83,10 @@ mod tests {
 
     #[test]
     fn sessions_and_csrf_tokens_are_bound_to_their_key_and_session() {
-        let s = UrlSigner::random();
+        let s = Signer::random();
         let v = issue(&s, "0123abcd");
         assert_eq!(verify(&s, &v).as_deref(), Some("0123abcd"));
-        assert_eq!(verify(&UrlSigner::random(), &v), None, "another key");
+        assert_eq!(verify(&Signer::random(), &v), None, "another key");
         let forged = v.replacen("0123abcd", "ffffffff", 1);
         assert_eq!(verify(&s, &forged), None, "another token id");
         assert_eq!(verify(&s, "x"), None);

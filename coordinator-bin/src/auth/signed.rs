@@ -1,7 +1,8 @@
-//! URLs the coordinator signs for its buildlets: a reverse buildlet fetches its
-//! builder's bootstrap archive from the coordinator (`/bootstrap/FILE`) with no
-//! credentials of its own, so the coordinator hands it a URL that carries an expiry and
-//! an HMAC-SHA256 of the path and expiry under a key kept in the data directory.
+//! The coordinator's HMAC-SHA256 key (kept in the data directory) and what it signs:
+//! URLs for its buildlets here (a reverse buildlet fetches its builder's bootstrap
+//! archive from `/bootstrap/FILE` with no credentials of its own, so the coordinator
+//! hands it a URL that carries an expiry and a tag of the path and expiry), and browser
+//! sessions and their CSRF tokens ([`super::session`]), each under its own domain.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -12,15 +13,15 @@ use sha2::Sha256;
 /// The key's file name in the data directory.
 pub const KEY_FILE: &str = "auth.key";
 
-/// Signs and checks URLs.
+/// Signs and checks URLs, sessions and CSRF tokens with one key.
 #[derive(Clone)]
-pub struct UrlSigner {
+pub struct Signer {
     key: [u8; 32],
 }
 
-impl std::fmt::Debug for UrlSigner {
+impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("UrlSigner")
+        f.write_str("Signer")
     }
 }
 
@@ -30,29 +31,29 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-impl UrlSigner {
+impl Signer {
     /// A signer with a fresh random key (tests).
-    pub fn random() -> UrlSigner {
+    pub fn random() -> Signer {
         let mut key = [0u8; 32];
         getrandom::fill(&mut key).expect("OS randomness");
-        UrlSigner { key }
+        Signer { key }
     }
 
     /// The key in `dir/auth.key`, made (mode 0600) if absent.
-    pub fn load_or_create(dir: &Path) -> std::io::Result<UrlSigner> {
+    pub fn load_or_create(dir: &Path) -> std::io::Result<Signer> {
         let path = dir.join(KEY_FILE);
         match std::fs::read(&path) {
             Ok(b) if b.len() == 32 => {
                 let mut key = [0u8; 32];
                 key.copy_from_slice(&b);
-                Ok(UrlSigner { key })
+                Ok(Signer { key })
             }
             Ok(_) => Err(std::io::Error::other(format!(
                 "{} is not a 32-byte key; delete it to make a new one",
                 path.display()
             ))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let s = UrlSigner::random();
+                let s = Signer::random();
                 let mut f = std::fs::OpenOptions::new();
                 f.write(true).create_new(true);
                 #[cfg(unix)]
@@ -76,7 +77,7 @@ impl UrlSigner {
         m
     }
 
-    /// [`UrlSigner::tagger`]'s tag, hex.
+    /// [`Signer::tagger`]'s tag, hex.
     pub(crate) fn tag(&self, domain: &str, parts: &[&str]) -> String {
         crate::hex::hex(&self.tagger(domain, parts).finalize().into_bytes())
     }
@@ -131,7 +132,7 @@ mod tests {
 
     #[test]
     fn a_signature_covers_its_path_and_expires() {
-        let s = UrlSigner::random();
+        let s = Signer::random();
         let url = s.sign("/bootstrap/go.tar.gz", Duration::from_secs(60));
         let (path, query) = url.split_once('?').unwrap();
         assert!(s.verify(path, Some(query)));
@@ -139,10 +140,7 @@ mod tests {
             !s.verify("/bootstrap/other.tar.gz", Some(query)),
             "another path"
         );
-        assert!(
-            !UrlSigner::random().verify(path, Some(query)),
-            "another key"
-        );
+        assert!(!Signer::random().verify(path, Some(query)), "another key");
         assert!(!s.verify(path, None));
         let tampered = query.replace("exp=", "exp=9");
         assert!(!s.verify(path, Some(&tampered)), "a changed expiry");
@@ -157,12 +155,12 @@ mod tests {
     #[test]
     fn the_key_is_kept_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let a = UrlSigner::load_or_create(dir.path()).unwrap();
-        let b = UrlSigner::load_or_create(dir.path()).unwrap();
+        let a = Signer::load_or_create(dir.path()).unwrap();
+        let b = Signer::load_or_create(dir.path()).unwrap();
         let url = a.sign("/x", Duration::from_secs(60));
         let (p, q) = url.split_once('?').unwrap();
         assert!(b.verify(p, Some(q)));
         std::fs::write(dir.path().join(KEY_FILE), b"short").unwrap();
-        assert!(UrlSigner::load_or_create(dir.path()).is_err());
+        assert!(Signer::load_or_create(dir.path()).is_err());
     }
 }

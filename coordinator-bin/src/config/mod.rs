@@ -209,6 +209,18 @@ pub struct RevdialConfig {
     pub mux: bool,
 }
 
+impl RevdialConfig {
+    /// The keep-alive interval (at least a second).
+    pub fn keep_alive(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.keep_alive_secs.max(1))
+    }
+
+    /// The write (or PING) timeout (at least a second).
+    pub fn write_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.write_timeout_secs.max(1))
+    }
+}
+
 impl Default for RevdialConfig {
     fn default() -> Self {
         RevdialConfig {

@@ -112,7 +112,8 @@ pub async fn public_on(bind: &str, tls: bool, config: DialerConfig) -> Public {
                     let mut io = req.io;
                     if mux {
                         if io.write_all(MUX_SWITCHING_PROTOCOLS).await.is_ok() {
-                            let _ = tx.send(Dialer::new_mux(io, &mux_config(&config)));
+                            let _ = tx
+                                .send(Dialer::new_mux(io, &revdial::MuxConfig::following(&config)));
                         }
                     } else if io.write_all(GO_SWITCHING_PROTOCOLS).await.is_ok() {
                         let _ = tx.send(Dialer::new(io, &reg, config));
@@ -128,15 +129,6 @@ pub async fn public_on(bind: &str, tls: bool, config: DialerConfig) -> Public {
         registry,
         dialers: rx,
         tls,
-    }
-}
-
-/// Mux limits whose PINGs follow a v2 Dialer's keep-alive and write timeout.
-pub fn mux_config(config: &DialerConfig) -> revdial::MuxConfig {
-    revdial::MuxConfig {
-        keep_alive: config.keep_alive,
-        ping_timeout: config.write_timeout,
-        ..revdial::MuxConfig::default()
     }
 }
 

@@ -3,7 +3,7 @@
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 
-use super::{Reply, Shared, html, json_reply};
+use super::{Reply, Shared, html, json_reply, readable};
 use crate::store::AuditEntry;
 
 /// Entries per page.
@@ -77,14 +77,6 @@ impl From<AuditEntry> for AuditJson {
     }
 }
 
-/// An RFC 3339 time to the second, as a person reads it: `2026-12-02 07:44:25`.
-fn second(t: &str) -> String {
-    match chrono::DateTime::parse_from_rfc3339(t) {
-        Ok(t) => t.format("%Y-%m-%d %H:%M:%S").to_string(),
-        Err(_) => t.to_string(),
-    }
-}
-
 /// One row of the page: the entry, its time as a person reads it, and the result's
 /// colour.
 struct Row {
@@ -108,7 +100,7 @@ pub(super) async fn audit_page(State(c): State<Shared>, Query(p): Query<AuditPar
     let entries = entries
         .into_iter()
         .map(|e| Row {
-            time: second(&e.time),
+            time: readable(&e.time, "%Y-%m-%d %H:%M:%S"),
             class: if e.status < 400 { "ok" } else { "failed" },
             e: AuditJson::from(e),
         })

@@ -1,11 +1,12 @@
 //! `/api/builds…` and `/api/poll`: the write routes and a build's JSON.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect};
 
 use super::json::{BuildJson, record_of};
 use super::{Reply, Shared, json_reply, text};
+use crate::auth::layer::is_form;
 use crate::error::Error;
 use crate::ops;
 
@@ -172,15 +173,6 @@ pub(super) async fn units(State(c): State<Shared>, Path(id): Path<String>) -> Re
     json_reply(StatusCode::OK, units)
 }
 
-/// Whether the request is a browser's form post (its button): answered with a
-/// redirect to the page to look at, not JSON.
-fn from_form(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"))
-}
-
 /// Queue the same build again (upstream's retrybuilds). A browser form post is answered
 /// with a redirect to the new build.
 #[utoipa::path(post, path = "/api/builds/{id}/retry", tag = "builds",
@@ -196,7 +188,7 @@ pub(super) async fn retry(
     headers: HeaderMap,
 ) -> Reply {
     let b = ops::retry(&c, &id).await?;
-    if from_form(&headers) {
+    if is_form(&headers) {
         return Ok(Redirect::to(&format!("/build/{}", b.id)).into_response());
     }
     json_reply(StatusCode::CREATED, BuildJson::from(b))
@@ -217,7 +209,7 @@ pub(super) async fn cancel(
     headers: HeaderMap,
 ) -> Reply {
     ops::cancel(&c, &id).await?;
-    if from_form(&headers) {
+    if is_form(&headers) {
         return Ok(Redirect::to(&format!("/build/{id}")).into_response());
     }
     Ok(text(StatusCode::OK, "canceled\n"))

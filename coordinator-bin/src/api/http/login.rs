@@ -1,14 +1,12 @@
 //! `/login` and `/logout`: a browser session from an API token (see
 //! [`crate::auth::session`]).
 
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::{Reply, Shared, html};
-use crate::auth::layer::Viewer;
+use crate::auth::layer::{MAX_FORM, Viewer, client_of};
 use crate::auth::{session, token};
 use crate::store::AuditEntry;
 
@@ -58,16 +56,12 @@ pub(super) async fn page(
 /// `POST /login` (form `token`, `next`): a session cookie and `303` to `next`, or the
 /// form again with why not.
 pub(super) async fn login(State(c): State<Shared>, req: Request) -> Response {
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.to_string())
-        .unwrap_or_default();
+    let client = client_of(&req);
     let secure = c.base_url().starts_with("https://");
-    let Ok(body) = axum::body::to_bytes(req.into_body(), 16 << 10).await else {
+    let Ok(body) = axum::body::to_bytes(req.into_body(), MAX_FORM).await else {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
-            "413 the login form is at most 16384 bytes\n",
+            format!("413 the login form is at most {MAX_FORM} bytes\n"),
         )
             .into_response();
     };

@@ -165,9 +165,13 @@ fn perf_rules() -> Vec<RouteRule> {
 /// Every route's rule, perfstore's included: what the auth middleware enforces (and
 /// what the route-walking test walks).
 pub fn routes() -> Vec<RouteRule> {
-    table()
-        .into_iter()
-        .map(|(r, _)| r)
+    rules_of(&table())
+}
+
+fn rules_of(table: &[(RouteRule, MethodRouter<Shared>)]) -> Vec<RouteRule> {
+    table
+        .iter()
+        .map(|(r, _)| r.clone())
         .chain(perf_rules())
         .collect()
 }
@@ -175,19 +179,23 @@ pub fn routes() -> Vec<RouteRule> {
 /// The whole HTTP surface, behind the auth middleware.
 pub fn router(c: Arc<Coordinator>) -> Router {
     let perf = perfstore::http::router(c.perf.clone(), perfstore::http::ServerConfig::default());
+    let table = table();
+    let rules = rules_of(&table);
+    let doc = openapi::document(&rules, c.config.anonymous_read());
     let auth = AuthState {
-        rules: Arc::new(routes()),
+        rules: Arc::new(rules),
         store: c.access.clone(),
         anonymous_read: c.config.anonymous_read(),
         signer: c.signer.clone(),
         rate: Arc::new(RateLimiter::new(c.config.auth.writes_per_minute)),
     };
     let mut r = Router::new();
-    for (rule, handler) in table() {
+    for (rule, handler) in table {
         r = r.route(rule.path, handler);
     }
     r.fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::Extension(doc))
         .with_state(c)
         .nest("/perf/", perf)
         .layer(axum::middleware::from_fn_with_state(auth, authorize))
@@ -277,8 +285,13 @@ fn human(d: std::time::Duration) -> String {
 
 /// An RFC 3339 time as a person reads it: `2026-12-02 01:39`, in its own zone.
 fn minute(t: &str) -> String {
+    readable(t, "%Y-%m-%d %H:%M")
+}
+
+/// An RFC 3339 time in `format`, in its own zone (as given if it does not parse).
+fn readable(t: &str, format: &str) -> String {
     match chrono::DateTime::parse_from_rfc3339(t) {
-        Ok(t) => t.format("%Y-%m-%d %H:%M").to_string(),
+        Ok(t) => t.format(format).to_string(),
         Err(_) => t.to_string(),
     }
 }

@@ -3,14 +3,15 @@
 //! every route may also answer (the auth layer's 401, 403 and 429) is added to each
 //! operation here, in one place.
 
-use axum::extract::State;
+use axum::Extension;
 use axum::http::Method;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{Shared, admin, builds};
+use super::{admin, builds};
 use crate::auth::Access;
+use crate::auth::layer::RouteRule;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -80,13 +81,15 @@ impl Modify for AuthResponses {
     }
 }
 
-/// The description for `c`, as JSON: where anonymous reading is on, the reads say
-/// that a token is optional.
-pub(super) async fn json(State(c): State<Shared>) -> axum::response::Response {
-    use axum::response::IntoResponse;
+/// The description, made once when the router is built: the `/api/openapi.json` body.
+#[derive(Debug, Clone)]
+pub(super) struct Document(pub(super) axum::body::Bytes);
+
+/// The description for a coordinator with `rules`, as JSON: where anonymous reading is
+/// on, the reads say that a token is optional.
+pub(super) fn document(rules: &[RouteRule], anonymous_read: bool) -> Document {
     let mut doc = ApiDoc::openapi();
-    if c.config.anonymous_read() {
-        let rules = super::routes();
+    if anonymous_read {
         for (path, item) in doc.paths.paths.iter_mut() {
             let read = rules
                 .iter()
@@ -99,14 +102,18 @@ pub(super) async fn json(State(c): State<Shared>) -> axum::response::Response {
             }
         }
     }
-    match doc.to_json() {
-        Ok(body) => (
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )
-            .into_response(),
-        Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
-    }
+    // Serializing types utoipa built cannot fail; an empty body would show if it did.
+    Document(doc.to_json().unwrap_or_default().into())
+}
+
+/// `GET /api/openapi.json`.
+pub(super) async fn json(Extension(doc): Extension<Document>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        doc.0,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
