@@ -161,6 +161,17 @@ fn with_anonymous_reading_off_only_healthz_answers_without_a_token() {
     eprintln!("roles × routes, anonymous reading off:\n{table}");
 }
 
+/// `coordinator token ARGS… --config CFG`.
+fn token_cli(cfg: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_coordinator"))
+        .arg("token")
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_token_works_until_it_is_revoked_then_is_refused_at_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -173,24 +184,12 @@ fn a_token_works_until_it_is_revoked_then_is_refused_at_once() {
     let (status, _) = http_as(Some(&token), c.port, "GET", "/status?mode=json", "");
     assert_eq!(status, 200);
     // Names are unique; listing shows the token without its secret.
-    let coord = env!("CARGO_BIN_EXE_coordinator");
-    let again = std::process::Command::new(coord)
-        .args([
-            "token", "create", "--name", "ci", "--role", "viewer", "--config",
-        ])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let again = token_cli(&cfg, &["create", "--name", "ci", "--role", "viewer"]);
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("exists already"));
-    let list = std::process::Command::new(coord)
-        .args(["token", "list", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    let list = String::from_utf8(list.stdout).unwrap();
+    let list = String::from_utf8(token_cli(&cfg, &["list"]).stdout).unwrap();
     assert!(
-        list.contains("ci") && list.contains("viewer,submitter"),
+        list.contains("ci ") && list.contains("viewer,submitter"),
         "{list}"
     );
     assert!(
@@ -198,12 +197,7 @@ fn a_token_works_until_it_is_revoked_then_is_refused_at_once() {
         "the secret is never shown again"
     );
     // Revoked while the coordinator runs: the very next request is refused.
-    let revoke = std::process::Command::new(coord)
-        .args(["token", "revoke", "ci", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert!(revoke.status.success());
+    assert!(token_cli(&cfg, &["revoke", "ci"]).status.success());
     let (status, text) = http_as(Some(&token), c.port, "GET", "/status?mode=json", "");
     assert_eq!(status, 401);
     assert!(text.contains("revoked"), "{text}");
@@ -216,13 +210,7 @@ fn a_token_works_until_it_is_revoked_then_is_refused_at_once() {
     assert_eq!(status, 401);
     assert!(text.contains("unknown token"), "{text}");
     // A token with a bad role is refused at creation, naming the valid ones.
-    let bad = std::process::Command::new(coord)
-        .args([
-            "token", "create", "--name", "x", "--role", "root", "--config",
-        ])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let bad = token_cli(&cfg, &["create", "--name", "x", "--role", "root"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("perf-uploader"));
 }
