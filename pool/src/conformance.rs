@@ -13,8 +13,41 @@ use crate::{BuildletPool, Error, LeaseRequest, SchedItem};
 pub struct Caps {
     /// A host type with machines.
     pub host_type: String,
-    /// How many machines of it are connected.
+    /// How many machines of it are connected (for an ephemeral pool: how many instances
+    /// its quota allows at once).
     pub machines: usize,
+    /// Machines are made per lease and removed after it (containers, pods): a lease never
+    /// gets a machine an earlier lease had, and none is ever idle.
+    pub ephemeral: bool,
+}
+
+impl Caps {
+    /// A pool of `machines` long-lived machines of `host_type`.
+    pub fn fixed(host_type: impl Into<String>, machines: usize) -> Caps {
+        Caps {
+            host_type: host_type.into(),
+            machines,
+            ephemeral: false,
+        }
+    }
+
+    /// A pool making up to `limit` machines of `host_type` at once, one per lease.
+    pub fn ephemeral(host_type: impl Into<String>, limit: usize) -> Caps {
+        Caps {
+            host_type: host_type.into(),
+            machines: limit,
+            ephemeral: true,
+        }
+    }
+
+    /// Machines idle when no lease is held.
+    fn idle_when_unused(&self) -> i64 {
+        if self.ephemeral {
+            0
+        } else {
+            self.machines as i64
+        }
+    }
 }
 
 /// Runs every case.
@@ -105,7 +138,15 @@ pub async fn lease_then_drop_returns_buildlet(pool: &dyn BuildletPool, caps: &Ca
         .await
         .expect("no buildlet after a drop")
         .expect("lease");
-    assert_eq!(next.name(), freed, "the freed machine is the only idle one");
+    if caps.ephemeral {
+        assert_ne!(
+            next.name(),
+            freed,
+            "an ephemeral machine was handed out twice"
+        );
+    } else {
+        assert_eq!(next.name(), freed, "the freed machine is the only idle one");
+    }
     drop(held);
     drop(next);
     let h = &pool.status().host_types[&caps.host_type];
@@ -138,7 +179,8 @@ pub async fn cancelled_waiter_gets_nothing(pool: &dyn BuildletPool, caps: &Caps)
     drop(held);
     let h = &pool.status().host_types[&caps.host_type];
     assert_eq!(
-        h.idle, caps.machines as i64,
+        (h.idle, h.busy),
+        (caps.idle_when_unused(), 0),
         "a machine went to the cancelled waiter: {h:?}"
     );
 }

@@ -22,6 +22,19 @@ pub enum Error {
         #[source]
         source: buildlet_proto::Error,
     },
+    /// The quota ledger cannot ever grant the request (it exceeds the provider's limits).
+    #[error("buildlet quota: {0}")]
+    Quota(#[from] crate::ledger::LedgerError),
+    /// An ephemeral buildlet (a container, a pod) could not be started; it was removed.
+    #[error("starting {kind} buildlet {name}: {reason}")]
+    Provision {
+        /// `container` or `kubernetes`.
+        kind: &'static str,
+        /// The instance.
+        name: String,
+        /// What went wrong, as the engine or cluster put it.
+        reason: String,
+    },
     /// Starting a local buildlet failed.
     #[error("starting local buildlet: {0}")]
     Start(#[from] std::io::Error),

@@ -6,6 +6,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use dashboard_types::BuildletWaitStatus;
+use tokio::sync::watch;
+
 use crate::queue::{Grant, Quota, SchedItem};
 
 /// An amount of each resource.
@@ -110,6 +113,18 @@ impl Ledger {
         need: Resources,
         item: SchedItem,
     ) -> Result<Reservation, LedgerError> {
+        self.reserve_reporting(name, need, item, None).await
+    }
+
+    /// [`reserve`](Self::reserve), sending the position in whichever queue it waits in to
+    /// `progress` (upstream's `BuildletWaitStatus`).
+    pub async fn reserve_reporting(
+        &self,
+        name: &str,
+        need: Resources,
+        item: SchedItem,
+        progress: Option<&watch::Sender<BuildletWaitStatus>>,
+    ) -> Result<Reservation, LedgerError> {
         if need.instances == 0 || need.cpus == 0 {
             return Err(LedgerError::Invalid(need));
         }
@@ -136,19 +151,19 @@ impl Ledger {
             .inner
             .instances
             .enqueue(need.instances, item.clone())
-            .granted()
+            .granted_reporting(progress)
             .await;
         let cpus = self
             .inner
             .cpus
             .enqueue(need.cpus, item.clone())
-            .granted()
+            .granted_reporting(progress)
             .await;
         let memory = self
             .inner
             .memory
             .enqueue(need.memory_mib, item)
-            .granted()
+            .granted_reporting(progress)
             .await;
         let name = guard.name.take().expect("set above");
         Ok(Reservation {

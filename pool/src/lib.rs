@@ -10,9 +10,12 @@
 //! - [`lease`] is the RAII lease.
 //! - [`ledger`] accounts instances, CPUs and memory against limits.
 //! - [`providers`] has `local` (in-process buildlet servers on loopback, the embedded
-//!   default) and `reverse` (machines that dial in over revdial).
+//!   default), `reverse` (machines that dial in over revdial), and the on-demand
+//!   `ephemeral` pool with its backends `container` (Docker or Podman, default feature
+//!   `container`) and `kubernetes` (feature `kubernetes`): one instance per lease.
 //! - [`tls`] is the reverse front door's TLS server, which Go's buildlets can reach.
-//! - `conformance` (feature `conformance`) is the suite every provider passes.
+//! - `conformance` (feature `conformance`) is the suite every provider passes; `testing`
+//!   holds the fixtures of the on-demand providers' tests.
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -21,6 +24,8 @@ pub mod lease;
 pub mod ledger;
 pub mod providers;
 pub mod queue;
+#[cfg(any(test, feature = "conformance"))]
+pub mod testing;
 pub mod tls;
 
 use async_trait::async_trait;
@@ -59,6 +64,39 @@ pub trait BuildletPool: Send + Sync {
 
     /// Machines and waiters per host type, in the dashboard's JSON shape.
     fn status(&self) -> ReverseBuilderStatus;
+
+    /// Capacity and activity of the providers that create machines on demand (containers,
+    /// pods); empty for pools of fixed machines.
+    fn providers(&self) -> Vec<ProviderStatus> {
+        Vec::new()
+    }
+}
+
+/// One on-demand provider's capacity and activity, for status pages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderStatus {
+    /// `container`, `kubernetes`.
+    pub kind: &'static str,
+    /// Host types it serves.
+    pub host_types: Vec<String>,
+    /// Its quota limits.
+    pub limits: ledger::Resources,
+    /// What is reserved now (instances being created, running or being removed).
+    pub used: ledger::Resources,
+    /// Instances being created and waited for.
+    pub creating: u64,
+    /// Leases waiting for quota.
+    pub waiting: u64,
+    /// Instances leased now.
+    pub running: u64,
+    /// Instances that started and registered, in all.
+    pub started: u64,
+    /// Instances that failed to start, in all.
+    pub failures: u64,
+    /// The latest failure, in the backend's words.
+    pub last_failure: Option<String>,
+    /// Orphaned instances removed by sweeps, in all.
+    pub swept: u64,
 }
 
 /// A trait object, as pools are stored.

@@ -14,7 +14,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
-use tokio::sync::oneshot;
+use dashboard_types::BuildletWaitStatus;
+use tokio::sync::{oneshot, watch};
 
 /// How many times a waiter that does not fit may be passed over before it blocks others.
 pub const BYPASS_LIMIT: u32 = 16;
@@ -333,6 +334,28 @@ impl Waiter {
         dashboard_types::BuildletWaitStatus {
             message: String::new(),
             ahead: self.ahead() as i64,
+        }
+    }
+
+    /// Waits for the quota, sending this waiter's position to `progress` (if any) now and
+    /// every second until granted. Cancel by dropping the future.
+    pub async fn granted_reporting(
+        self,
+        progress: Option<&watch::Sender<BuildletWaitStatus>>,
+    ) -> Grant {
+        let position = self.position();
+        let mut granted = std::pin::pin!(self.granted());
+        loop {
+            if let Some(p) = progress {
+                let _ = p.send(BuildletWaitStatus {
+                    message: String::new(),
+                    ahead: position.ahead() as i64,
+                });
+            }
+            tokio::select! {
+                g = &mut granted => return g,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            }
         }
     }
 

@@ -14,25 +14,11 @@ async fn conformance() {
         ],
     );
     let pool = LocalPool::start(cfg).await.unwrap();
-    run_all(
-        &pool,
-        &Caps {
-            host_type: "host-linux-amd64-local".into(),
-            machines: 3,
-        },
-    )
-    .await;
+    run_all(&pool, &Caps::fixed("host-linux-amd64-local", 3)).await;
     // The destroyed machine was replaced: three again. Through a trait object too.
     connected_becomes(&pool, "host-linux-amd64-local", 3).await;
     let dynamic: Box<pool::DynPool> = Box::new(pool);
-    run_all(
-        &*dynamic,
-        &Caps {
-            host_type: "host-linux-amd64-local".into(),
-            machines: 3,
-        },
-    )
-    .await;
+    run_all(&*dynamic, &Caps::fixed("host-linux-amd64-local", 3)).await;
 }
 
 async fn connected_becomes(pool: &LocalPool, host_type: &str, n: i64) {

@@ -318,14 +318,7 @@ async fn conformance_with(mux: Option<revdial::MuxConfig>) {
         "{st:?}"
     );
     assert_eq!(st.host_types["host-b"].machines["old"].revdial, "v2");
-    run_all(
-        &c.pool,
-        &Caps {
-            host_type: "host-a".into(),
-            machines: 3,
-        },
-    )
-    .await;
+    run_all(&c.pool, &Caps::fixed("host-a", 3)).await;
     c.pool.shutdown();
 }
 

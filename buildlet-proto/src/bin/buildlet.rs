@@ -74,12 +74,30 @@ struct Args {
     revdial_v2: bool,
     /// Reverse mode: trust this CA (PEM) for the coordinator instead of skipping
     /// verification (upstream skips it for any coordinator but farmer.golang.org).
-    #[arg(long = "coordinator-ca")]
+    #[arg(long = "coordinator-ca", conflicts_with = "coordinator_ca_pem")]
     coordinator_ca: Option<PathBuf>,
+    /// Reverse mode: the coordinator's CA as PEM text, for machines started with no files
+    /// of their own (the coordinator's container and Kubernetes pools set it).
+    #[arg(
+        long = "coordinator-ca-pem",
+        env = "BUILDLET_COORDINATOR_CA_PEM",
+        hide_env_values = true
+    )]
+    coordinator_ca_pem: Option<String>,
     /// Reverse mode: builder key file (default $GO_BUILD_KEY_PATH or ~/.gobuildkey-TYPE;
     /// in dev mode the key is derived from the dev master key).
-    #[arg(long = "key-file")]
+    #[arg(long = "key-file", conflicts_with = "key")]
     key_file: Option<PathBuf>,
+    /// Reverse mode: the builder key itself. Set it as GO_BUILD_KEY in the environment: a
+    /// command line is visible to every user of the machine. The coordinator's container
+    /// and Kubernetes pools set it to the instance's own key.
+    #[arg(
+        long = "key",
+        env = "GO_BUILD_KEY",
+        hide = true,
+        hide_env_values = true
+    )]
+    key: Option<String>,
     /// Largest body /write and /writetgz accept, in bytes (default: unlimited, as upstream).
     #[arg(long = "max-upload-bytes")]
     max_upload_bytes: Option<u64>,
@@ -153,6 +171,9 @@ fn hostname(flag: &str) -> String {
 }
 
 fn builder_key_for(args: &Args) -> Result<String> {
+    if let Some(k) = &args.key {
+        return Ok(k.trim().to_owned());
+    }
     let dev = !args.coordinator.starts_with("farmer.golang.org");
     let path = match (&args.key_file, std::env::var_os("GO_BUILD_KEY_PATH")) {
         (Some(p), _) => Some(p.clone()),
@@ -256,9 +277,12 @@ async fn main() -> Result<()> {
 
     if reverse {
         let key = builder_key_for(&args)?;
-        let ca = match &args.coordinator_ca {
-            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?),
-            None => None,
+        let ca = match (&args.coordinator_ca, &args.coordinator_ca_pem) {
+            (Some(p), _) => {
+                Some(std::fs::read(p).with_context(|| format!("reading {}", p.display()))?)
+            }
+            (None, Some(pem)) => Some(pem.as_bytes().to_vec()),
+            (None, None) => None,
         };
         if ca.is_none() {
             eprintln!(

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use buildlet_proto::BuildletClient;
-use dashboard_types::{BuildletWaitStatus, ReverseBuilder, ReverseBuilderStatus};
+use dashboard_types::{ReverseBuilder, ReverseBuilderStatus};
 use tokio::time::Instant;
 
 use crate::queue::Quota;
@@ -202,21 +202,10 @@ pub(crate) async fn lease(machines: &Arc<Machines>, req: LeaseRequest) -> Result
         let quota = machines
             .quota(&host_type)
             .ok_or_else(|| Error::UnknownHostType(host_type.clone()))?;
-        let waiter = quota.enqueue(1, req.item.clone());
-        let position = waiter.position();
-        let mut granted = std::pin::pin!(waiter.granted());
-        let grant = loop {
-            if let Some(p) = &req.progress {
-                let _ = p.send(BuildletWaitStatus {
-                    message: String::new(),
-                    ahead: position.ahead() as i64,
-                });
-            }
-            tokio::select! {
-                g = &mut granted => break g,
-                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
-            }
-        };
+        let grant = quota
+            .enqueue(1, req.item.clone())
+            .granted_reporting(req.progress.as_ref())
+            .await;
         // The quota mirrors machine states; the machine itself is the real reservation.
         grant.forget();
         let Some((id, name, client)) = machines.take_idle(&host_type) else {

@@ -11,6 +11,11 @@
 //! Unlike upstream, a lease's machine goes back to the pool when the lease is dropped
 //! (its work dir is wiped before the next lease) instead of being halted after every build;
 //! [`crate::Lease::destroy`] halts it.
+//!
+//! A provider that starts buildlets itself (a container, a pod) tells the pool to
+//! [`expect`](ReversePool::expect) one by name: that buildlet must present the key of its
+//! own name ([`instance_key`]) rather than its host type's, and is handed to the provider
+//! instead of joining the pool, so no port of the instance needs publishing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,11 +25,12 @@ use async_trait::async_trait;
 use buildlet_proto::client::Connect;
 use buildlet_proto::{BuildletClient, HttpClientBuilder};
 use dashboard_types::ReverseBuilderStatus;
-use dashboard_types::keys::verify_builder_key;
+use dashboard_types::keys::{builder_key, verify_builder_key};
 use revdial::http1::{GO_SWITCHING_PROTOCOLS, MUX_SWITCHING_PROTOCOLS, write_go_error};
 use revdial::io::Io;
 use revdial::{Dialer, DialerConfig, HijackedRequest, MuxConfig, PickupService, Registry, RevConn};
 use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use super::machines::{self, Machines};
@@ -103,7 +109,64 @@ struct Inner {
     machines: Arc<Machines>,
     registry: Registry,
     dialers: Mutex<HashMap<u64, Dialer>>,
+    /// Buildlets a provider started and waits for, by host name: (host type, waiter).
+    expected: Mutex<HashMap<String, (String, oneshot::Sender<Arrival>)>>,
     stop: CancellationToken,
+}
+
+/// The key an expected buildlet named `hostname` registers with: HMAC-MD5 of the master key
+/// over `ephemeral/` and the name, so a key leaked from one instance opens nothing else.
+pub fn instance_key(master_key: &[u8], hostname: &str) -> String {
+    builder_key(master_key, &format!("ephemeral/{hostname}"))
+}
+
+/// An expected buildlet that registered and answered `/status`.
+pub struct Arrival {
+    /// The buildlet, reached through its revdial connection.
+    pub client: Arc<dyn BuildletClient>,
+    /// Its revdial connection: [`Dialer::done`] says when it went away, and closing it
+    /// ends the buildlet's calls at once.
+    pub dialer: Dialer,
+    /// The version it advertised (`X-Go-Builder-Version`).
+    pub version: String,
+}
+
+impl std::fmt::Debug for Arrival {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Arrival")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pending [`ReversePool::expect`]; dropping it stops expecting the buildlet.
+#[derive(Debug)]
+pub struct Expected {
+    pool: ReversePool,
+    hostname: String,
+    rx: oneshot::Receiver<Arrival>,
+}
+
+impl Expected {
+    /// Waits for the buildlet to register; `None` if the pool shut down first.
+    pub async fn arrived(&mut self) -> Option<Arrival> {
+        (&mut self.rx).await.ok()
+    }
+}
+
+impl Drop for Expected {
+    fn drop(&mut self) {
+        // Closing first makes this expectation's sender report closed, telling it apart
+        // from a newer expectation of the same name.
+        self.rx.close();
+        let mut expected = self.pool.expected();
+        if expected
+            .get(&self.hostname)
+            .is_some_and(|(_, tx)| tx.is_closed())
+        {
+            expected.remove(&self.hostname);
+        }
+    }
 }
 
 /// A pool of machines that dialed in. Cheap to clone; [`ReversePool::shutdown`] ends it.
@@ -129,6 +192,8 @@ pub enum Registration {
     Dropped(String),
     /// In the pool under this machine id.
     Added(u64),
+    /// Handed to the provider that expected it ([`ReversePool::expect`]).
+    Expected,
 }
 
 fn header(req: &HijackedRequest<impl Io>, name: &str) -> String {
@@ -151,9 +216,15 @@ impl ReversePool {
                 machines,
                 registry: Registry::new(),
                 dialers: Mutex::new(HashMap::new()),
+                expected: Mutex::new(HashMap::new()),
                 stop: CancellationToken::new(),
             }),
         }
+    }
+
+    /// The master key builder keys derive from.
+    pub fn master_key(&self) -> &[u8] {
+        &self.inner.cfg.master_key
     }
 
     /// The service to mount at `/revdial` for this pool's machines.
@@ -177,6 +248,43 @@ impl ReversePool {
 
     fn dialers(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Dialer>> {
         self.inner.dialers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn expected(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, (String, oneshot::Sender<Arrival>)>> {
+        self.inner
+            .expected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Expects a buildlet of `host_type` named `hostname`, registering with
+    /// [`instance_key`]`(master, hostname)`: when it registers and answers `/status` it is
+    /// handed to the returned [`Expected`] instead of joining the pool. A name expected
+    /// twice replaces the first expectation.
+    pub fn expect(&self, hostname: &str, host_type: &str) -> Expected {
+        let (tx, rx) = oneshot::channel();
+        self.expected()
+            .insert(hostname.to_owned(), (host_type.to_owned(), tx));
+        Expected {
+            pool: self.clone(),
+            hostname: hostname.to_owned(),
+            rx,
+        }
+    }
+
+    /// Whether `key` admits a buildlet: an expected one needs its own instance key, any
+    /// other its host type's key.
+    fn key_admits(&self, hostname: &str, host_type: &str, key: &str) -> bool {
+        let master = &self.inner.cfg.master_key;
+        match self.expected().get(hostname) {
+            Some((ht, _)) => {
+                ht == host_type && verify_builder_key(master, &format!("ephemeral/{hostname}"), key)
+            }
+            None => verify_builder_key(master, host_type, key),
+        }
     }
 
     /// Handles `GET /reverse` on a hijacked connection.
@@ -205,7 +313,7 @@ impl ReversePool {
             Some(refuse(400, "missing X-Go-Builder-Hostname header"))
         } else if host_type.is_empty() {
             Some(refuse(400, "missing X-Go-Host-Type; old buildlet binary?"))
-        } else if !verify_builder_key(&cfg.master_key, &host_type, &key) {
+        } else if !self.key_admits(&hostname, &host_type, &key) {
             Some(refuse(412, "invalid build key"))
         } else {
             None
@@ -282,6 +390,29 @@ impl ReversePool {
             }
         }
         let client: Arc<dyn BuildletClient> = Arc::new(http.clone());
+        let waiter = self.expected().remove(&hostname).map(|(_, tx)| tx);
+        if let Some(tx) = waiter {
+            let (arrival_dialer, pool) = (dialer.clone(), self.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = arrival_dialer.done() => {}
+                    _ = pool.inner.stop.cancelled() => arrival_dialer.close(),
+                }
+                http.abort();
+            });
+            let arrival = Arrival {
+                client,
+                dialer: dialer.clone(),
+                version: advertised,
+            };
+            if tx.send(arrival).is_err() {
+                // Nobody waits any more (start-up timed out): the instance is being removed.
+                dialer.close();
+                return Registration::Dropped(format!("{hostname} is no longer expected"));
+            }
+            tracing::info!(%hostname, %host_type, revdial = dialer.mode().as_str(), "expected buildlet registered");
+            return Registration::Expected;
+        }
         let id = machines.add(
             &hostname,
             &host_type,

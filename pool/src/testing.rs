@@ -1,0 +1,110 @@
+//! Fixtures for tests and benchmarks of the on-demand providers (feature `conformance`):
+//! a reverse front door on loopback TLS, and the container engine with the buildlet image.
+//!
+//! A missing engine or static buildlet makes [`container_engine`] print why and return
+//! `None`, so the test skips loudly; `CONTAINER_REQUIRE=1` (set by `.ci/run`) turns that
+//! into a failure.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use crate::providers::reverse::{ReversePool, ReversePoolConfig};
+use crate::tls::ServerTls;
+
+/// A reverse pool served with TLS on `127.0.0.1`, as a coordinator's front door.
+#[derive(Debug)]
+pub struct FrontDoor {
+    /// The pool; expected buildlets register through it.
+    pub pool: ReversePool,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Its certificate (self-signed for `127.0.0.1` and `localhost`), to trust.
+    pub ca_pem: String,
+}
+
+impl FrontDoor {
+    /// Serves a reverse pool with master key `master_key` on a free loopback port.
+    pub async fn start(master_key: &[u8]) -> FrontDoor {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .expect("certificate");
+        let ca_pem = cert.cert.pem();
+        let tls = ServerTls::from_pem(ca_pem.as_bytes(), cert.key_pair.serialize_pem().as_bytes())
+            .expect("TLS acceptor");
+        let pool = ReversePool::new(ReversePoolConfig::new(master_key.to_vec()));
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = l.local_addr().expect("address");
+        let p = pool.clone();
+        tokio::spawn(async move { p.serve(l, Some(tls)).await });
+        FrontDoor { pool, addr, ca_pem }
+    }
+}
+
+/// The tag the tests give the buildlet image.
+pub const TEST_IMAGE: &str = "localhost/xbuild-buildlet:test";
+
+/// Prints why the container tests cannot run; panics under `CONTAINER_REQUIRE=1`.
+pub fn skip(why: &str) {
+    if std::env::var_os("CONTAINER_REQUIRE").is_some_and(|v| v == "1") {
+        panic!("CONTAINER_REQUIRE=1 but {why}");
+    }
+    eprintln!(
+        "\n*** SKIPPED: {why}.\n*** Set DOCKER_HOST=unix:///path/to/engine.sock (Docker, or \
+         `podman system service`) and XBUILD_STATIC_BUILDLET to a statically linked buildlet \
+         (see README.md); CONTAINER_REQUIRE=1 turns this skip into a failure.\n"
+    );
+}
+
+static IMAGE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+
+/// The engine at `DOCKER_HOST` with [`TEST_IMAGE`] built (once per process) from the
+/// buildlet at `XBUILD_STATIC_BUILDLET` and busybox at `XBUILD_BUSYBOX` (default
+/// `/bin/busybox`); containers join `network`. `None` after [`skip`] when either is missing.
+#[cfg(feature = "container")]
+pub async fn container_engine(
+    network: Option<String>,
+) -> Option<crate::providers::container::ContainerBackend> {
+    use crate::providers::container::{ContainerBackend, image};
+    let Some(socket) = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|s| s.starts_with("unix://"))
+    else {
+        skip("DOCKER_HOST does not name a container engine's unix socket");
+        return None;
+    };
+    let Some(buildlet) = std::env::var_os("XBUILD_STATIC_BUILDLET").map(PathBuf::from) else {
+        skip("XBUILD_STATIC_BUILDLET is not set");
+        return None;
+    };
+    let engine = match ContainerBackend::connect(&socket, network).await {
+        Ok(e) => e,
+        Err(e) => {
+            skip(&format!("no container engine answers: {e}"));
+            return None;
+        }
+    };
+    let busybox = std::env::var_os("XBUILD_BUSYBOX")
+        .map_or_else(|| PathBuf::from(image::DEFAULT_BUSYBOX), PathBuf::from);
+    let spec = image::ImageSpec {
+        tag: TEST_IMAGE.into(),
+        buildlet,
+        busybox,
+    };
+    let docker = engine.docker().clone();
+    IMAGE
+        .get_or_init(|| async move {
+            image::build(&docker, &spec)
+                .await
+                .unwrap_or_else(|e| panic!("building the test image: {e}"));
+        })
+        .await;
+    Some(engine)
+}
+
+/// A fresh owner id, so concurrent tests never sweep each other's instances.
+pub fn owner() -> String {
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).expect("OS randomness");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
