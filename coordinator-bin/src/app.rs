@@ -126,6 +126,25 @@ fn reverse_pool(config: &Config) -> Result<(ReversePool, tls::Identity), Error> 
     Ok((ReversePool::new(cfg), identity))
 }
 
+/// This coordinator's id, kept in `<data_dir>/instance-id` (made on first start): the
+/// owner label of its containers and pods, so that after a crash the next start of the
+/// same data directory finds and removes them.
+fn instance_id(data: &std::path::Path) -> Result<String, Error> {
+    let path = data.join("instance-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(Error::Startup(format!("reading {}: {e}", path.display()))),
+    }
+    let mut b = [0u8; 6];
+    getrandom::fill(&mut b).map_err(|e| Error::Startup(format!("randomness: {e}")))?;
+    let id: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    std::fs::write(&path, format!("{id}\n"))
+        .map_err(|e| Error::Startup(format!("writing {}: {e}", path.display())))?;
+    Ok(id)
+}
+
 /// Starts the reverse pool's own TLS listener.
 async fn start_reverse(
     config: &Config,
@@ -271,7 +290,14 @@ impl Coordinator {
         } else {
             None
         };
-        let pool = pools::Pools::new(local, reverse, &config.pools);
+        let mut pool = pools::Pools::default();
+        pool.add(Arc::new(local), config.pools.local.keys().cloned());
+        if let Some(r) = &reverse {
+            pool.add(Arc::new(r.clone()), config.pools.reverse.keys().cloned());
+        }
+        let front_door = reverse_addr.or(config.tls.one_port.then_some(config.listen));
+        pool.start_on_demand(&config, reverse.as_ref(), front_door, &instance_id(&data)?)
+            .await?;
         let fetch_limit = std::time::Duration::from_secs(config.git_timeout_secs.max(1));
         let mirrors = config
             .sources

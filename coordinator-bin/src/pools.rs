@@ -1,58 +1,169 @@
-//! The coordinator's pool: local and reverse buildlets behind one [`BuildletPool`], each
-//! host type served by exactly the pool the configuration names. A host type no pool
-//! serves is an error, never a silent local buildlet.
+//! The coordinator's pool: local, reverse, container and Kubernetes buildlets behind one
+//! [`BuildletPool`], each host type served by exactly the pool the configuration names. A
+//! host type no pool serves is an error, never a silent local buildlet.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use dashboard_types::ReverseBuilderStatus;
-use pool::providers::local::LocalPool;
+use pool::providers::ephemeral::{Backend, EphemeralConfig, EphemeralPool};
 use pool::providers::reverse::ReversePool;
-use pool::{BuildletPool, Lease, LeaseRequest};
+use pool::{BuildletPool, Lease, LeaseRequest, ProviderStatus};
 
-/// Local and reverse buildlets, by host type.
-#[derive(Debug)]
+use crate::config::Config;
+use crate::config::ondemand::OnDemandConfig;
+use crate::error::Error;
+
+/// Pools by host type.
+#[derive(Default)]
 pub struct Pools {
-    local: LocalPool,
-    local_types: BTreeSet<String>,
-    reverse: Option<ReversePool>,
-    reverse_types: BTreeSet<String>,
+    routes: BTreeMap<String, Arc<dyn BuildletPool>>,
+    all: Vec<Arc<dyn BuildletPool>>,
+    stops: Vec<Box<dyn Fn() + Send + Sync>>,
+}
+
+impl std::fmt::Debug for Pools {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pools")
+            .field("host_types", &self.routes.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Pools {
-    /// The pools, serving the host types `config` assigns them.
-    pub fn new(
-        local: LocalPool,
-        reverse: Option<ReversePool>,
-        config: &crate::config::Pools,
-    ) -> Pools {
-        Pools {
-            local,
-            local_types: config.local.keys().cloned().collect(),
-            reverse,
-            reverse_types: config.reverse.keys().cloned().collect(),
+    /// Adds `pool`, serving `host_types`.
+    pub fn add(
+        &mut self,
+        pool: Arc<dyn BuildletPool>,
+        host_types: impl IntoIterator<Item = String>,
+    ) {
+        for ht in host_types {
+            self.routes.insert(ht, pool.clone());
+        }
+        self.all.push(pool);
+    }
+
+    /// Stops the on-demand pools' sweepers (instances still leased go as their leases end).
+    pub fn shutdown(&self) {
+        for stop in &self.stops {
+            stop();
         }
     }
+
+    /// Starts `[pools.container]` and `[pools.kubernetes]` if configured: their buildlets
+    /// register through `reverse`, reaching it at `front_door` unless the section names
+    /// another address; `owner` labels their instances.
+    pub async fn start_on_demand(
+        &mut self,
+        config: &Config,
+        reverse: Option<&ReversePool>,
+        front_door: Option<SocketAddr>,
+        owner: &str,
+    ) -> Result<(), Error> {
+        if let Some(c) = &config.pools.container {
+            let backend = pool::providers::container::ContainerBackend::connect(
+                &container_socket(c),
+                c.network.clone(),
+            )
+            .await
+            .map_err(|e| Error::Startup(format!("[pools.container]: {e}")))?;
+            let p = on_demand(config, c, backend, reverse, front_door, owner).await?;
+            self.stops.push(Box::new({
+                let p = p.clone();
+                move || p.shutdown()
+            }));
+            self.add(Arc::new(p), c.host_types.keys().cloned());
+        }
+        #[cfg(feature = "kubernetes")]
+        if let Some(c) = &config.pools.kubernetes {
+            let backend = pool::providers::kubernetes::KubernetesBackend::connect(
+                c.kubeconfig.as_deref(),
+                c.namespace.as_deref().unwrap_or("default"),
+            )
+            .await
+            .map_err(|e| Error::Startup(format!("[pools.kubernetes]: {e}")))?;
+            let p = on_demand(config, c, backend, reverse, front_door, owner).await?;
+            self.stops.push(Box::new({
+                let p = p.clone();
+                move || p.shutdown()
+            }));
+            self.add(Arc::new(p), c.host_types.keys().cloned());
+        }
+        Ok(())
+    }
+}
+
+/// The engine socket: the section's, else `$DOCKER_HOST`, else Docker's default.
+fn container_socket(c: &OnDemandConfig) -> String {
+    c.socket.clone().unwrap_or_else(|| {
+        std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|s| s.starts_with("unix://"))
+            .unwrap_or_else(|| pool::providers::container::DEFAULT_SOCKET.to_owned())
+    })
+}
+
+/// Starts one on-demand pool over `backend`.
+async fn on_demand<B: Backend>(
+    config: &Config,
+    c: &OnDemandConfig,
+    backend: B,
+    reverse: Option<&ReversePool>,
+    front_door: Option<SocketAddr>,
+    owner: &str,
+) -> Result<EphemeralPool<B>, Error> {
+    let kind = backend.kind();
+    let startup = |e: &dyn std::fmt::Display| Error::Startup(format!("[pools.{kind}]: {e}"));
+    let reverse = reverse.ok_or_else(|| startup(&"needs the reverse front door"))?;
+    let coordinator = match (&c.coordinator, front_door) {
+        (Some(a), _) => a.clone(),
+        // A wildcard listener is reached on loopback from the host's network.
+        (None, Some(a)) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        (None, Some(a)) => a.to_string(),
+        (None, None) => return Err(startup(&"set coordinator (host:port instances dial)")),
+    };
+    let ca_file = c
+        .ca_file
+        .clone()
+        .unwrap_or_else(|| config.data_dir.join("tls").join("cert.pem"));
+    let ca = std::fs::read_to_string(&ca_file)
+        .map_err(|e| startup(&format!("ca_file {}: {e}", ca_file.display())))?;
+    let cfg = EphemeralConfig::new(owner, coordinator.clone(), c.host_specs(), c.limits())
+        .startup_timeout(std::time::Duration::from_secs(c.startup_timeout_secs))
+        .sweep_interval(std::time::Duration::from_secs(c.sweep_secs))
+        .coordinator_ca_pem(Some(ca));
+    let p = EphemeralPool::start(cfg, backend, reverse.clone())
+        .await
+        .map_err(|e| startup(&e))?;
+    tracing::info!(
+        kind,
+        %coordinator,
+        host_types = ?c.host_types.keys().collect::<Vec<_>>(),
+        "on-demand buildlets: one instance per lease, dialing back to the coordinator"
+    );
+    Ok(p)
 }
 
 #[async_trait]
 impl BuildletPool for Pools {
     async fn lease(&self, req: LeaseRequest) -> pool::Result<Lease> {
-        let ht = &req.item.host_type;
-        if self.local_types.contains(ht) {
-            return self.local.lease(req).await;
-        }
-        match &self.reverse {
-            Some(pool) if self.reverse_types.contains(ht) => pool.lease(req).await,
-            _ => Err(pool::Error::UnknownHostType(ht.clone())),
+        match self.routes.get(&req.item.host_type) {
+            Some(pool) => pool.lease(req).await,
+            None => Err(pool::Error::UnknownHostType(req.item.host_type.clone())),
         }
     }
 
     fn status(&self) -> ReverseBuilderStatus {
-        let mut all = self.local.status();
-        if let Some(pool) = &self.reverse {
-            all.host_types.extend(pool.status().host_types);
+        let mut all = ReverseBuilderStatus::default();
+        for p in &self.all {
+            all.host_types.extend(p.status().host_types);
         }
         all
+    }
+
+    fn providers(&self) -> Vec<ProviderStatus> {
+        self.all.iter().flat_map(|p| p.providers()).collect()
     }
 }

@@ -156,6 +156,11 @@ enum Command {
         #[arg(long)]
         ca: Option<PathBuf>,
     },
+    /// Build images for [pools.container] (see `coordinator image build --help`).
+    Image {
+        #[command(subcommand)]
+        action: ImageAction,
+    },
     /// Print the effective configuration (defaults filled in, an environment applied) as
     /// TOML, after checking it.
     ///
@@ -169,6 +174,35 @@ enum Command {
         /// A named environment of the file.
         #[arg(long, env = "COORDINATOR_ENV")]
         env: Option<String>,
+    },
+}
+
+/// What `coordinator image` does.
+#[derive(Debug, Subcommand)]
+enum ImageAction {
+    /// Build the buildlet image and load it into the engine (no registry, no Dockerfile).
+    ///
+    /// The image holds a statically linked buildlet and a static busybox (a shell and the
+    /// usual tools): make the first with
+    ///   RUSTFLAGS="-C target-feature=+crt-static" cargo build --release \
+    ///     --target x86_64-unknown-linux-gnu -p buildlet-proto --bin buildlet
+    /// and install Debian's busybox-static for the second. Then:
+    ///   coordinator image build --buildlet target/x86_64-unknown-linux-gnu/release/buildlet
+    /// and name the tag as `image` of a [pools.container] host type.
+    #[command(verbatim_doc_comment)]
+    Build {
+        /// The statically linked buildlet.
+        #[arg(long)]
+        buildlet: PathBuf,
+        /// The static busybox.
+        #[arg(long, default_value = pool::providers::container::image::DEFAULT_BUSYBOX)]
+        busybox: PathBuf,
+        /// The image's name and tag.
+        #[arg(long, default_value = pool::providers::container::image::DEFAULT_TAG)]
+        tag: String,
+        /// The engine's API socket (Docker, or `podman system service`).
+        #[arg(long, env = "DOCKER_HOST", default_value = pool::providers::container::DEFAULT_SOCKET)]
+        socket: String,
     },
 }
 
@@ -371,6 +405,32 @@ async fn main() -> anyhow::Result<()> {
                     builds.len()
                 );
             }
+        }
+        Command::Image {
+            action:
+                ImageAction::Build {
+                    buildlet,
+                    busybox,
+                    tag,
+                    socket,
+                },
+        } => {
+            use pool::providers::container::{ContainerBackend, image};
+            let engine = ContainerBackend::connect(&socket, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let spec = image::ImageSpec {
+                tag: tag.clone(),
+                buildlet,
+                busybox,
+            };
+            let size = image::build(engine.docker(), &spec)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "built {tag} ({:.1} MB) in the engine at {socket}",
+                size as f64 / 1e6
+            );
         }
         Command::Config { config, env } => {
             let cfg = checked(load(config.clone(), env.as_deref())?, config.as_ref())?;

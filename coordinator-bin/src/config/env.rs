@@ -37,6 +37,10 @@ pub struct EnvPools {
     pub local: Option<BTreeMap<String, usize>>,
     /// Reverse buildlets: host type → machines expected.
     pub reverse: Option<BTreeMap<String, i64>>,
+    /// Replaces `[pools.container]`.
+    pub container: Option<super::ondemand::OnDemandConfig>,
+    /// Replaces `[pools.kubernetes]`.
+    pub kubernetes: Option<super::ondemand::OnDemandConfig>,
 }
 
 impl EnvConfig {
@@ -62,10 +66,17 @@ impl EnvConfig {
             base.sources = v;
         }
         if let Some(p) = e.pools {
-            let Pools { local, reverse } = base.pools;
+            let Pools {
+                local,
+                reverse,
+                container,
+                kubernetes,
+            } = base.pools;
             base.pools = Pools {
                 local: p.local.unwrap_or(local),
                 reverse: p.reverse.unwrap_or(reverse),
+                container: p.container.or(container),
+                kubernetes: p.kubernetes.or(kubernetes),
             };
         }
         base

@@ -74,12 +74,14 @@
 //! host-linux-local = 1
 //! ```
 //!
-//! Every builder's host type must be served by a pool (`[pools.local]` or
-//! `[pools.reverse]`): a misspelled one is an error naming the builder, not a silent local
-//! buildlet. Without any file the built-in builder runs on `host-local = 2`.
+//! Every builder's host type must be served by exactly one pool (`[pools.local]`,
+//! `[pools.reverse]`, or the on-demand `[pools.container]` and `[pools.kubernetes]`
+//! documented in [`ondemand`]): a misspelled one is an error naming the builder, not a
+//! silent local buildlet. Without any file the built-in builder runs on `host-local = 2`.
 
 pub mod env;
 pub mod go;
+pub mod ondemand;
 pub mod routing;
 
 use std::collections::BTreeMap;
@@ -505,6 +507,39 @@ pub struct Pools {
     pub local: BTreeMap<String, usize>,
     /// Host types served by reverse buildlets: host type → machines expected.
     pub reverse: BTreeMap<String, i64>,
+    /// One container per lease on Docker or Podman (see [`ondemand`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container: Option<ondemand::OnDemandConfig>,
+    /// One pod per lease on a Kubernetes cluster (feature `kubernetes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<ondemand::OnDemandConfig>,
+}
+
+impl Pools {
+    /// Every host type with the section serving it.
+    pub fn host_types(&self) -> impl Iterator<Item = (&String, &'static str)> {
+        self.local
+            .keys()
+            .map(|k| (k, "[pools.local]"))
+            .chain(self.reverse.keys().map(|k| (k, "[pools.reverse]")))
+            .chain(
+                self.container
+                    .iter()
+                    .flat_map(|c| c.host_types.keys().map(|k| (k, "[pools.container]"))),
+            )
+            .chain(
+                self.kubernetes
+                    .iter()
+                    .flat_map(|c| c.host_types.keys().map(|k| (k, "[pools.kubernetes]"))),
+            )
+    }
+
+    /// The section serving `host_type`.
+    pub fn serving(&self, host_type: &str) -> Option<&'static str> {
+        self.host_types()
+            .find(|(k, _)| k.as_str() == host_type)
+            .map(|(_, s)| s)
+    }
 }
 
 /// Where perf data goes.
@@ -770,36 +805,57 @@ impl Config {
                     bail!("builder {:?}: at most 64 helpers", b.name);
                 }
             }
-            if !self.pools.local.contains_key(&b.host_type)
-                && !self.pools.reverse.contains_key(&b.host_type)
-            {
-                let known: Vec<&String> = self
+            if self.pools.serving(&b.host_type).is_none() {
+                let known: Vec<String> = self
                     .pools
-                    .local
-                    .keys()
-                    .chain(self.pools.reverse.keys())
+                    .host_types()
+                    .map(|(k, _)| format!("{k:?}"))
                     .collect();
                 bail!(
-                    "builder {:?}: no pool serves host type {:?}; add it under [pools.local] \
-                     or [pools.reverse] (pools: {})",
+                    "builder {:?}: no pool serves host type {:?}; add it under [pools.local], \
+                     [pools.reverse], [pools.container] or [pools.kubernetes] (pools: {})",
                     b.name,
                     b.host_type,
                     if known.is_empty() {
                         "none".to_string()
                     } else {
-                        known
-                            .iter()
-                            .map(|k| format!("{k:?}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        known.join(", ")
                     }
                 );
             }
         }
-        for ht in self.pools.local.keys() {
-            if self.pools.reverse.contains_key(ht) {
-                bail!("host type {ht:?} is in both [pools.local] and [pools.reverse]");
+        let mut seen: BTreeMap<&String, &str> = BTreeMap::new();
+        for (ht, section) in self.pools.host_types() {
+            if let Some(first) = seen.insert(ht, section) {
+                bail!("host type {ht:?} is in both {first} and {section}");
             }
+        }
+        for (section, pool, backend) in [
+            (
+                "[pools.container]",
+                &self.pools.container,
+                ondemand::Backend::Container,
+            ),
+            (
+                "[pools.kubernetes]",
+                &self.pools.kubernetes,
+                ondemand::Backend::Kubernetes,
+            ),
+        ] {
+            let Some(pool) = pool else { continue };
+            pool.check(backend)?;
+            if self.reverse_listen.is_none() && !self.tls.one_port {
+                bail!(
+                    "{section}: its buildlets register through the reverse front door; set \
+                     reverse_listen (or [tls] one_port = true)"
+                );
+            }
+        }
+        if self.pools.kubernetes.is_some() && !cfg!(feature = "kubernetes") {
+            bail!(
+                "[pools.kubernetes]: this coordinator was built without Kubernetes support; \
+                 rebuild it with `cargo build --release --features kubernetes`"
+            );
         }
         Ok(())
     }
@@ -873,16 +929,25 @@ impl Config {
     }
 
     /// How many machines a host type can have at once (local: the count; reverse: the
-    /// machines expected, at least one, so that a build can wait for the first).
+    /// machines expected, at least one, so that a build can wait for the first; on-demand:
+    /// as many instances as the pool's quotas allow).
     pub fn capacity(&self, host_type: &str) -> usize {
-        match (
-            self.pools.local.get(host_type),
-            self.pools.reverse.get(host_type),
-        ) {
-            (Some(n), _) => *n,
-            (None, Some(n)) => (*n).max(1) as usize,
-            (None, None) => 0,
+        let p = &self.pools;
+        if let Some(n) = p.local.get(host_type) {
+            return *n;
         }
+        if let Some(n) = p.reverse.get(host_type) {
+            return (*n).max(1) as usize;
+        }
+        [&p.container, &p.kubernetes]
+            .into_iter()
+            .flatten()
+            .find_map(|c| {
+                let h = c.host_types.get(host_type)?;
+                let fit = (c.max_cpus / h.cpus.max(1)).min(c.max_memory_mb / h.memory_mb.max(1));
+                Some(fit.min(c.max_instances) as usize)
+            })
+            .unwrap_or(0)
     }
 }
 

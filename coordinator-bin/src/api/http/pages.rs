@@ -329,6 +329,43 @@ struct PoolRow {
     waiters: i64,
 }
 
+/// An on-demand provider (containers, pods): its quotas and what it is doing.
+#[derive(serde::Serialize)]
+struct ProviderRow {
+    kind: &'static str,
+    host_types: String,
+    instances: String,
+    cpus: String,
+    memory_mib: String,
+    creating: u64,
+    waiting: u64,
+    running: u64,
+    started: u64,
+    failures: u64,
+    last_failure: String,
+    swept: u64,
+}
+
+impl From<pool::ProviderStatus> for ProviderRow {
+    fn from(p: pool::ProviderStatus) -> ProviderRow {
+        let of = |used: u64, limit: u64| format!("{used} / {limit}");
+        ProviderRow {
+            kind: p.kind,
+            host_types: p.host_types.join(", "),
+            instances: of(p.used.instances, p.limits.instances),
+            cpus: of(p.used.cpus, p.limits.cpus),
+            memory_mib: of(p.used.memory_mib, p.limits.memory_mib),
+            creating: p.creating,
+            waiting: p.waiting,
+            running: p.running,
+            started: p.started,
+            failures: p.failures,
+            last_failure: p.last_failure.unwrap_or_default(),
+            swept: p.swept,
+        }
+    }
+}
+
 #[derive(serde::Serialize)]
 struct MachineRow {
     name: String,
@@ -377,6 +414,7 @@ struct StatusPage {
     queued: usize,
     waiting: usize,
     pools: Vec<PoolRow>,
+    providers: Vec<ProviderRow>,
     machines: Vec<MachineRow>,
     running: Vec<ActiveRow>,
     queue: Vec<QueueRow>,
@@ -417,6 +455,12 @@ pub(super) async fn status(State(c): State<Shared>, Query(p): Query<StatusParams
                     revdial: m.revdial.clone(),
                 })
             })
+            .collect(),
+        providers: c
+            .pool
+            .providers()
+            .into_iter()
+            .map(ProviderRow::from)
             .collect(),
         pools: pools
             .iter()
