@@ -24,7 +24,7 @@ fn engine(rt: &tokio::runtime::Runtime) -> Option<ContainerBackend> {
     rt.block_on(container_engine(Some("host".into())))
 }
 
-fn builders(socket: &str) -> String {
+fn builders(socket: &str, image: &str) -> String {
     format!(
         r#"[[builders]]
 name = "in-container"
@@ -40,7 +40,7 @@ max_memory_mb = 512
 startup_timeout_secs = 60
 
 [pools.container.host_types.host-container]
-image = "{TEST_IMAGE}"
+image = "{image}"
 cpus = 1
 memory_mb = 128
 "#
@@ -55,11 +55,15 @@ struct Farm {
 }
 
 fn farm(script: &str) -> Farm {
+    farm_with(script, TEST_IMAGE)
+}
+
+fn farm_with(script: &str, image: &str) -> Farm {
     let dir = tempfile::tempdir().unwrap();
     let repo = dir.path().join("repo");
     let rev = repo_with_script(&repo, script, "in a container");
     let socket = std::env::var("DOCKER_HOST").unwrap();
-    let cfg = config(dir.path(), &repo, &builders(&socket));
+    let cfg = config(dir.path(), &repo, &builders(&socket, image));
     Farm { dir, cfg, rev }
 }
 
@@ -160,4 +164,28 @@ fn a_restarted_coordinator_removes_the_containers_of_its_crash() {
     assert_eq!(json["providers"][0]["swept"], before.len(), "{json}");
     drop(c);
     remove_all(&rt, &engine, &owner);
+}
+
+/// A container that cannot start fails the build's attempts with the engine's reason in
+/// the build's log, and leaves nothing behind.
+#[test]
+fn why_a_container_did_not_start_is_in_the_build_log() {
+    let rt = runtime();
+    let Some(engine) = engine(&rt) else { return };
+    let f = farm_with("#!/bin/sh\ntrue\n", "localhost/xbuild-no-such-image:1");
+    let c = start(&f.cfg);
+    let owner = f.owner();
+    let url = wait_for("the build to fail", 120, || {
+        let cell = cell(&grid(c.port), &f.rev, "in-container");
+        (!cell.is_empty()).then_some(cell)
+    });
+    let prefix = format!("http://127.0.0.1:{}", c.port);
+    let (_, log) = http(c.port, "GET", url.trim_start_matches(&prefix), "");
+    assert!(
+        log.contains("localhost/xbuild-no-such-image:1 not found")
+            && log.contains("coordinator image build")
+            && log.contains("giving up after 3 attempts"),
+        "{log}"
+    );
+    assert!(containers(&rt, &engine, &owner).is_empty());
 }

@@ -60,9 +60,9 @@ pub fn refused(e: &buildlet_proto::Error) -> bool {
 pub fn classify(e: &AttemptError) -> Disposition {
     match e {
         AttemptError::Setup(_) => Disposition::Fail,
-        AttemptError::Lease(pool::Error::UnknownHostType(_) | pool::Error::Closed) => {
-            Disposition::Fail
-        }
+        AttemptError::Lease(
+            pool::Error::UnknownHostType(_) | pool::Error::Closed | pool::Error::Quota(_),
+        ) => Disposition::Fail,
         AttemptError::Lease(_) | AttemptError::AllLost => Disposition::Retry,
         AttemptError::Buildlet { error, .. } if refused(error) => Disposition::Fail,
         AttemptError::Buildlet { .. } => Disposition::Retry,
