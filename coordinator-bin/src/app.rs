@@ -37,6 +37,8 @@ pub struct Coordinator {
     pub signer: crate::auth::signed::Signer,
     /// Where buildlets come from.
     pub pool: Arc<dyn BuildletPool>,
+    /// The same pools, for their shutdown.
+    pools: Arc<pools::Pools>,
     /// Perf data.
     pub perf: Arc<dyn perfstore::Store>,
     /// Built trees, by (builder, revision).
@@ -298,6 +300,7 @@ impl Coordinator {
         let front_door = reverse_addr.or(config.tls.one_port.then_some(config.listen));
         pool.start_on_demand(&config, reverse.as_ref(), front_door, &instance_id(&data)?)
             .await?;
+        let pool = Arc::new(pool);
         let fetch_limit = std::time::Duration::from_secs(config.git_timeout_secs.max(1));
         let mirrors = config
             .sources
@@ -314,7 +317,8 @@ impl Coordinator {
             access: store.clone(),
             store,
             signer,
-            pool: Arc::new(pool),
+            pool: pool.clone(),
+            pools: pool,
             perf,
             snapshots: Arc::new(snapshots),
             metrics: metrics::Metrics::default(),
@@ -367,6 +371,9 @@ impl Coordinator {
             tracing::info!("shutting down");
             let grace = std::time::Duration::from_secs(self.config.shutdown_grace_secs);
             self.shutdown.drain(grace).await;
+            // Builds have stopped and given their buildlets back: let the containers and
+            // pods they ran on be removed before the process exits.
+            self.pools.release(std::time::Duration::from_secs(15)).await;
         };
         tokio::join!(serving, stopping);
     }

@@ -5,9 +5,11 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use dashboard_types::ReverseBuilderStatus;
+use futures_util::future::BoxFuture;
 use pool::providers::ephemeral::{Backend, EphemeralConfig, EphemeralPool};
 use pool::providers::reverse::ReversePool;
 use pool::{BuildletPool, Lease, LeaseRequest, ProviderStatus};
@@ -21,7 +23,18 @@ use crate::error::Error;
 pub struct Pools {
     routes: BTreeMap<String, Arc<dyn BuildletPool>>,
     all: Vec<Arc<dyn BuildletPool>>,
-    stops: Vec<Box<dyn Fn() + Send + Sync>>,
+    drains: Vec<Drain>,
+}
+
+/// Waits, up to the given time, for an on-demand pool's instances to be removed.
+type Drain = Box<dyn Fn(Duration) -> BoxFuture<'static, bool> + Send + Sync>;
+
+fn drain_of<B: Backend>(p: &EphemeralPool<B>) -> Drain {
+    let p = p.clone();
+    Box::new(move |within| {
+        let p = p.clone();
+        Box::pin(async move { p.drain(within).await })
+    })
 }
 
 impl std::fmt::Debug for Pools {
@@ -45,10 +58,16 @@ impl Pools {
         self.all.push(pool);
     }
 
-    /// Stops the on-demand pools' sweepers (instances still leased go as their leases end).
-    pub fn shutdown(&self) {
-        for stop in &self.stops {
-            stop();
+    /// At shutdown, once builds have stopped: waits up to `within` until the on-demand
+    /// pools have removed their instances (what is left is swept at the next start).
+    pub async fn release(&self, within: Duration) {
+        for drain in &self.drains {
+            if !drain(within).await {
+                tracing::warn!(
+                    "shutdown: on-demand buildlets still being removed after {within:?}; the \
+                     next start removes what is left"
+                );
+            }
         }
     }
 
@@ -70,10 +89,7 @@ impl Pools {
             .await
             .map_err(|e| Error::Startup(format!("[pools.container]: {e}")))?;
             let p = on_demand(config, c, backend, reverse, front_door, owner).await?;
-            self.stops.push(Box::new({
-                let p = p.clone();
-                move || p.shutdown()
-            }));
+            self.drains.push(drain_of(&p));
             self.add(Arc::new(p), c.host_types.keys().cloned());
         }
         #[cfg(feature = "kubernetes")]
@@ -85,10 +101,7 @@ impl Pools {
             .await
             .map_err(|e| Error::Startup(format!("[pools.kubernetes]: {e}")))?;
             let p = on_demand(config, c, backend, reverse, front_door, owner).await?;
-            self.stops.push(Box::new({
-                let p = p.clone();
-                move || p.shutdown()
-            }));
+            self.drains.push(drain_of(&p));
             self.add(Arc::new(p), c.host_types.keys().cloned());
         }
         Ok(())

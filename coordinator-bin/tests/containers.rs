@@ -162,8 +162,24 @@ fn a_restarted_coordinator_removes_the_containers_of_its_crash() {
     let (_, json) = http(c.port, "GET", "/status?mode=json", "");
     let json: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(json["providers"][0]["swept"], before.len(), "{json}");
-    drop(c);
+    // The requeued build runs in a new container; a graceful stop (SIGTERM) gives the
+    // build back once its grace is over and removes that container before exiting.
+    wait_for("the requeued build's container", 60, || {
+        (!containers(&rt, &engine, &owner).is_empty()).then_some(())
+    });
+    let mut c = c;
+    let term = std::process::Command::new("kill")
+        .args(["-TERM", &c.proc.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let exited = wait_for("the coordinator to exit", 90, || {
+        c.proc.0.try_wait().unwrap()
+    });
+    assert!(exited.success(), "{exited:?}");
+    let left = containers(&rt, &engine, &owner);
     remove_all(&rt, &engine, &owner);
+    assert!(left.is_empty(), "a graceful stop left containers: {left:?}");
 }
 
 /// A container that cannot start fails the build's attempts with the engine's reason in

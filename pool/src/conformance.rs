@@ -74,8 +74,12 @@ async fn within<T>(d: Duration, f: impl std::future::Future<Output = T>) -> Opti
 pub async fn lease_runs_commands(pool: &dyn BuildletPool, caps: &Caps) {
     let lease = pool.lease(req(caps, "run")).await.expect("lease");
     assert_eq!(lease.host_type(), caps.host_type);
-    let st = lease
-        .client()
+    runs_true(lease.client()).await;
+}
+
+/// Asserts that the buildlet runs `/bin/true`.
+pub async fn runs_true(client: &dyn buildlet_proto::BuildletClient) {
+    let st = client
         .exec(
             ExecRequest {
                 cmd: "/bin/true".into(),

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use buildlet_proto::api::ExecRequest;
 use dashboard_types::keys::DEV_MASTER_KEY;
-use pool::conformance::{Caps, run_all};
+use pool::conformance::{Caps, run_all, runs_true};
 use pool::ledger::Resources;
 use pool::providers::container::ContainerBackend;
 use pool::providers::ephemeral::{Backend, EphemeralConfig, EphemeralPool, HostSpec};
@@ -37,15 +37,35 @@ fn limits(instances: u64, cpus: u64, memory_mib: u64) -> Resources {
     }
 }
 
-/// A provider serving [`HOST`] (1 CPU, 128 MiB each) within `limits`, its buildlets
-/// dialing `coordinator` (default: the front door).
-async fn farm_with(
-    limits: Resources,
-    image: &str,
+/// How a test's provider differs from the default.
+struct Opts {
+    image: &'static str,
+    /// Where buildlets dial; default: the front door.
     coordinator: Option<String>,
-    owner_id: Option<String>,
+    /// Default: a fresh owner id.
+    owner: Option<String>,
     startup: Duration,
-) -> Option<Farm> {
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Opts {
+            image: TEST_IMAGE,
+            coordinator: None,
+            owner: None,
+            startup: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A provider serving [`HOST`] (1 CPU, 128 MiB each) within `limits`.
+async fn farm_with(limits: Resources, o: Opts) -> Option<Farm> {
+    let Opts {
+        image,
+        coordinator,
+        owner: owner_id,
+        startup,
+    } = o;
     let engine = container_engine(Some("host".into())).await?;
     let door = FrontDoor::start(DEV_MASTER_KEY.as_bytes()).await;
     let owner = owner_id.unwrap_or_else(owner);
@@ -69,7 +89,7 @@ async fn farm_with(
 }
 
 async fn farm(limits: Resources) -> Option<Farm> {
-    farm_with(limits, TEST_IMAGE, None, None, Duration::from_secs(60)).await
+    farm_with(limits, Opts::default()).await
 }
 
 /// Waits until the engine lists no container of `owner` (removal runs after the lease).
@@ -164,6 +184,8 @@ async fn containers_carry_limits_and_labels() {
         out.contains(&(128 * 1024 * 1024).to_string()),
         "memory limit: {out}"
     );
+    drop(lease);
+    all_given_back(&f).await;
 }
 
 /// 20 leases at once with room for 3 CPUs: every one is served, the engine never runs more
@@ -193,18 +215,7 @@ async fn quotas_hold_under_20_concurrent_leases() {
         let f = f.clone();
         tasks.push(tokio::spawn(async move {
             let lease = f.pool.lease(req(&format!("b{i}"))).await.expect("lease");
-            let st = lease
-                .client()
-                .exec(
-                    ExecRequest {
-                        cmd: "/bin/true".into(),
-                        ..Default::default()
-                    },
-                    Box::new(tokio::io::sink()),
-                )
-                .await
-                .expect("exec");
-            assert!(st.success());
+            runs_true(lease.client()).await;
             lease.name().to_owned()
         }));
     }
@@ -228,15 +239,11 @@ async fn quotas_hold_under_20_concurrent_leases() {
 /// A missing image fails the lease at once, saying how to build it; nothing is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_image_is_a_clear_error() {
-    let Some(f) = farm_with(
-        limits(1, 1, 128),
-        "localhost/xbuild-no-such-image:1",
-        None,
-        None,
-        Duration::from_secs(60),
-    )
-    .await
-    else {
+    let opts = Opts {
+        image: "localhost/xbuild-no-such-image:1",
+        ..Opts::default()
+    };
+    let Some(f) = farm_with(limits(1, 1, 128), opts).await else {
         return;
     };
     let e = f.pool.lease(req("x")).await.expect_err("no image");
@@ -256,15 +263,11 @@ async fn an_exited_container_fails_the_lease() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let nowhere = free.local_addr().unwrap().to_string();
     drop(free);
-    let Some(f) = farm_with(
-        limits(1, 1, 128),
-        TEST_IMAGE,
-        Some(nowhere),
-        None,
-        Duration::from_secs(60),
-    )
-    .await
-    else {
+    let opts = Opts {
+        coordinator: Some(nowhere),
+        ..Opts::default()
+    };
+    let Some(f) = farm_with(limits(1, 1, 128), opts).await else {
         return;
     };
     let t = std::time::Instant::now();
@@ -286,15 +289,12 @@ async fn a_silent_start_times_out() {
             held.push(c);
         }
     });
-    let Some(f) = farm_with(
-        limits(1, 1, 128),
-        TEST_IMAGE,
-        Some(addr),
-        None,
-        Duration::from_secs(3),
-    )
-    .await
-    else {
+    let opts = Opts {
+        coordinator: Some(addr),
+        startup: Duration::from_secs(3),
+        ..Opts::default()
+    };
+    let Some(f) = farm_with(limits(1, 1, 128), opts).await else {
         return;
     };
     let e = f.pool.lease(req("x")).await.expect_err("timeout");
@@ -343,15 +343,11 @@ async fn a_killed_container_fails_its_lease() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_are_swept_at_start() {
     let id = owner();
-    let Some(f) = farm_with(
-        limits(2, 2, 256),
-        TEST_IMAGE,
-        None,
-        Some(id.clone()),
-        Duration::from_secs(60),
-    )
-    .await
-    else {
+    let same_owner = || Opts {
+        owner: Some(id.clone()),
+        ..Opts::default()
+    };
+    let Some(f) = farm_with(limits(2, 2, 256), same_owner()).await else {
         return;
     };
     let a = f.pool.lease(req("a")).await.expect("lease");
@@ -361,15 +357,9 @@ async fn orphans_are_swept_at_start() {
     std::mem::forget(b);
     assert_eq!(f.engine.list(&id).await.unwrap().len(), 2);
     drop(f);
-    let g = farm_with(
-        limits(2, 2, 256),
-        TEST_IMAGE,
-        None,
-        Some(id.clone()),
-        Duration::from_secs(60),
-    )
-    .await
-    .expect("engine");
+    let g = farm_with(limits(2, 2, 256), same_owner())
+        .await
+        .expect("engine");
     assert!(g.engine.list(&id).await.unwrap().is_empty(), "not swept");
     assert_eq!(g.pool.providers()[0].swept, 2);
     // Containers of another owner are not this coordinator's to remove.

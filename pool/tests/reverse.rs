@@ -595,3 +595,79 @@ async fn malformed_and_oversized_heads_get_400_and_431() {
         assert!(reply.starts_with(want), "{reply:?}");
     }
 }
+
+/// Registers `name` with `key` and returns how `reverse::run` ended (`Err` when refused;
+/// it keeps serving while admitted, so that case is cut off after `wait`).
+async fn register_with_key(
+    (addr, ca_pem): (std::net::SocketAddr, String),
+    name: &str,
+    key: String,
+    w: &std::path::Path,
+    wait: Duration,
+) -> Option<Result<(), buildlet_proto::Error>> {
+    let rc = ReverseConfig {
+        coordinator: addr.to_string(),
+        host_type: "host-a".into(),
+        hostname: name.into(),
+        key,
+        tls: Some(tls_client_config(Some(ca_pem.as_bytes())).unwrap()),
+        reconnect: false,
+        max_backoff: Duration::from_secs(1),
+        mux: Some(revdial::MuxConfig::default()),
+    };
+    let server = buildlet_proto::server::Config::new(w.join(name));
+    let stop = tokio_util::sync::CancellationToken::new();
+    tokio::time::timeout(
+        wait,
+        buildlet_proto::reverse::run(rc, server, stop.cancelled_owned()),
+    )
+    .await
+    .ok()
+}
+
+/// An expected instance registers only with its own key, goes to whoever expects it
+/// (never into the pool), and once nobody expects it the key opens nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expected_instances_need_their_own_key() {
+    use pool::providers::reverse::instance_key;
+    let c = coordinator(true).await;
+    let w = tempfile::tempdir().unwrap();
+    let master = DEV_MASTER_KEY.as_bytes();
+    let refused = |key: String| {
+        let (front, dir) = ((c.addr, c.ca_pem.clone()), w.path().to_owned());
+        async move {
+            let r = register_with_key(front, "inst-1", key, &dir, Duration::from_secs(10)).await;
+            assert!(
+                matches!(r, Some(Err(buildlet_proto::Error::Refused { .. }))),
+                "{r:?}"
+            );
+        }
+    };
+    let mut expected = c.pool.expect("inst-1", "host-a");
+    // The host type's key does not admit an expected name.
+    refused(builder_key(master, "host-a")).await;
+    // Its own key does; the buildlet is handed over, not added to the pool.
+    let door = tokio::spawn({
+        let (front, dir) = ((c.addr, c.ca_pem.clone()), w.path().to_owned());
+        let key = instance_key(DEV_MASTER_KEY.as_bytes(), "inst-1");
+        async move { register_with_key(front, "inst-1", key, &dir, Duration::from_secs(30)).await }
+    });
+    let arrival = tokio::time::timeout(Duration::from_secs(10), expected.arrived())
+        .await
+        .expect("registered in time")
+        .expect("handed over");
+    arrival
+        .client
+        .status()
+        .await
+        .expect("/status through revdial");
+    assert!(
+        c.pool.status().host_types["host-a"].machines.is_empty(),
+        "an expected instance joined the pool"
+    );
+    arrival.dialer.close();
+    door.abort();
+    // Once no longer expected, the instance's key is refused.
+    drop(expected);
+    refused(instance_key(master, "inst-1")).await;
+}

@@ -373,7 +373,13 @@ struct Instance<B: Backend> {
     name: String,
     reservation: Option<Reservation>,
     runtime: tokio::runtime::Handle,
+    /// Set once the backend has answered the create: a lease cancelled while the create
+    /// was in flight cannot know whether the instance will appear.
+    settled: bool,
 }
+
+/// How long an engine may take to finish a create whose caller went away.
+const LATE_CREATE: Duration = Duration::from_secs(2);
 
 impl<B: Backend> Drop for Instance<B> {
     fn drop(&mut self) {
@@ -383,6 +389,7 @@ impl<B: Backend> Drop for Instance<B> {
             self.reservation.take(),
         );
         inner.counters().leased.remove(&name);
+        let settled = self.settled;
         self.runtime.spawn(async move {
             // Two tries; what still stands after them is the sweeper's.
             for attempt in 0..2 {
@@ -392,6 +399,14 @@ impl<B: Backend> Drop for Instance<B> {
                         tracing::warn!(%name, attempt, kind = inner.backend.kind(), "removing a buildlet instance: {e}");
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
+                }
+            }
+            if !settled {
+                // The create may still complete after the removal found nothing: remove
+                // again once it would have, before the quota is given back.
+                tokio::time::sleep(LATE_CREATE).await;
+                if let Err(e) = inner.backend.delete(&name).await {
+                    tracing::warn!(%name, kind = inner.backend.kind(), "removing a late instance: {e}");
                 }
             }
             inner.live().remove(&name);
@@ -463,13 +478,15 @@ impl<B: Backend> EphemeralPool<B> {
     /// drop removes it) goes with it.
     async fn provision(
         &self,
-        instance: &Instance<B>,
+        instance: &mut Instance<B>,
         host_type: &str,
         host: &HostSpec,
         progress: Option<&tokio::sync::watch::Sender<BuildletWaitStatus>>,
     ) -> Result<super::reverse::Arrival> {
         let inner = &self.inner;
-        let (kind, name) = (inner.backend.kind(), instance.name.as_str());
+        let kind = inner.backend.kind();
+        let name = instance.name.clone();
+        let name = name.as_str();
         let failed = |reason: String| {
             inner.fail(&format!("{name}: {reason}"));
             Error::Provision {
@@ -513,11 +530,9 @@ impl<B: Backend> EphemeralPool<B> {
             ],
             env,
         };
-        inner
-            .backend
-            .create(&spec)
-            .await
-            .map_err(|e| failed(format!("creating: {e}")))?;
+        let created = inner.backend.create(&spec).await;
+        instance.settled = true;
+        created.map_err(|e| failed(format!("creating: {e}")))?;
         let deadline = tokio::time::sleep(inner.cfg.startup_timeout);
         tokio::pin!(deadline);
         let mut note: Option<String> = None;
@@ -554,6 +569,23 @@ impl<B: Backend> EphemeralPool<B> {
     pub fn shutdown(&self) {
         self.inner.stop.cancel();
     }
+
+    /// Stops the sweeper and waits, up to `within`, until every instance is removed (the
+    /// leases having ended); returns whether all were. A process about to exit calls it
+    /// so that no removal is cut off; what is cut off is swept at the next start.
+    pub async fn drain(&self, within: Duration) -> bool {
+        self.shutdown();
+        let deadline = Instant::now() + within;
+        loop {
+            if self.inner.live().is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 #[async_trait]
@@ -580,15 +612,16 @@ impl<B: Backend> BuildletPool for EphemeralPool<B> {
                 .await?
         };
         inner.live().insert(name.clone());
-        let instance = Instance {
+        let mut instance = Instance {
             inner: inner.clone(),
             name: name.clone(),
             reservation: Some(reservation),
             runtime: tokio::runtime::Handle::current(),
+            settled: false,
         };
         let arrival = {
             let _creating = Gauge::new(inner, &host_type, |c| &mut c.creating);
-            self.provision(&instance, &host_type, host, req.progress.as_ref())
+            self.provision(&mut instance, &host_type, host, req.progress.as_ref())
                 .await?
         };
         {

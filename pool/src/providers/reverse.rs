@@ -120,6 +120,15 @@ pub fn instance_key(master_key: &[u8], hostname: &str) -> String {
     builder_key(master_key, &format!("ephemeral/{hostname}"))
 }
 
+/// How a registration's key admitted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Admitted {
+    /// With its host type's key: it joins the pool.
+    Machine,
+    /// With its instance key: it goes to whoever expects it.
+    Expected,
+}
+
 /// An expected buildlet that registered and answered `/status`.
 pub struct Arrival {
     /// The buildlet, reached through its revdial connection.
@@ -275,15 +284,15 @@ impl ReversePool {
         }
     }
 
-    /// Whether `key` admits a buildlet: an expected one needs its own instance key, any
-    /// other its host type's key.
-    fn key_admits(&self, hostname: &str, host_type: &str, key: &str) -> bool {
+    /// Whether `key` admits a buildlet, and as what: an expected one needs its own
+    /// instance key, any other its host type's key.
+    fn key_admits(&self, hostname: &str, host_type: &str, key: &str) -> Option<Admitted> {
         let master = &self.inner.cfg.master_key;
         match self.expected().get(hostname) {
-            Some((ht, _)) => {
-                ht == host_type && verify_builder_key(master, &format!("ephemeral/{hostname}"), key)
-            }
-            None => verify_builder_key(master, host_type, key),
+            Some((ht, _)) => (ht == host_type
+                && verify_builder_key(master, &format!("ephemeral/{hostname}"), key))
+            .then_some(Admitted::Expected),
+            None => verify_builder_key(master, host_type, key).then_some(Admitted::Machine),
         }
     }
 
@@ -303,6 +312,7 @@ impl ReversePool {
             .mux
             .as_ref()
             .filter(|_| revdial::mux::offers_mux(Some(&offered)));
+        let admitted = self.key_admits(&hostname, &host_type, &key);
         let refusal = if cfg.require_tls && !req.tls {
             Some(refuse(500, "buildlet registration requires SSL"))
         } else if version.is_empty() {
@@ -313,7 +323,7 @@ impl ReversePool {
             Some(refuse(400, "missing X-Go-Builder-Hostname header"))
         } else if host_type.is_empty() {
             Some(refuse(400, "missing X-Go-Host-Type; old buildlet binary?"))
-        } else if !self.key_admits(&hostname, &host_type, &key) {
+        } else if admitted.is_none() {
             Some(refuse(412, "invalid build key"))
         } else {
             None
@@ -344,7 +354,10 @@ impl ReversePool {
             Some(m) => Dialer::new_mux(io, m),
             None => Dialer::new(io, &self.inner.registry, cfg.dialer.clone()),
         };
-        Ok(self.register(dialer, hostname, host_type, advertised).await)
+        let as_expected = admitted == Some(Admitted::Expected);
+        Ok(self
+            .register(dialer, hostname, host_type, advertised, as_expected)
+            .await)
     }
 
     async fn register(
@@ -353,6 +366,7 @@ impl ReversePool {
         hostname: String,
         host_type: String,
         advertised: String,
+        as_expected: bool,
     ) -> Registration {
         let d = dialer.clone();
         let connect: Connect = Arc::new(move || {
@@ -390,7 +404,16 @@ impl ReversePool {
             }
         }
         let client: Arc<dyn BuildletClient> = Arc::new(http.clone());
-        let waiter = self.expected().remove(&hostname).map(|(_, tx)| tx);
+        let waiter = as_expected
+            .then(|| self.expected().remove(&hostname).map(|(_, tx)| tx))
+            .flatten();
+        if as_expected && waiter.is_none() {
+            // Its key admits it only as the instance nobody waits for any more (the start
+            // timed out): it must not join the pool as an ordinary machine.
+            dialer.close();
+            http.abort();
+            return Registration::Dropped(format!("{hostname} is no longer expected"));
+        }
         if let Some(tx) = waiter {
             let (arrival_dialer, pool) = (dialer.clone(), self.clone());
             tokio::spawn(async move {
