@@ -30,6 +30,16 @@ impl std::fmt::Debug for Identity {
     }
 }
 
+/// The names of the generated certificate: loopback, and the names by which Podman's
+/// and Docker's containers reach their host (the container pool's buildlets verify the
+/// reverse port's certificate against the name they dial).
+pub const SELF_SIGNED_NAMES: [&str; 4] = [
+    "localhost",
+    "127.0.0.1",
+    "host.containers.internal",
+    "host.docker.internal",
+];
+
 /// Loads `<dir>/cert.pem` and `<dir>/key.pem`, creating them on first use.
 pub fn load_or_create(dir: &Path) -> anyhow::Result<Identity> {
     std::fs::create_dir_all(dir)?;
@@ -40,7 +50,7 @@ pub fn load_or_create(dir: &Path) -> anyhow::Result<Identity> {
     );
     if !cert_path.exists() || !key_path.exists() {
         let cert =
-            rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])?;
+            rcgen::generate_simple_self_signed(SELF_SIGNED_NAMES.map(String::from).to_vec())?;
         write_private(&key_path, cert.key_pair.serialize_pem().as_bytes())?;
         std::fs::write(&cert_path, cert.cert.pem())?;
         tracing::info!(path = %cert_path.display(), "generated a self-signed certificate for reverse buildlets");

@@ -18,22 +18,28 @@ pub struct FrontDoor {
     pub pool: ReversePool,
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Its certificate (self-signed for `127.0.0.1` and `localhost`), to trust.
+    /// Its certificate (self-signed for `127.0.0.1`, `localhost` and any names given),
+    /// to trust.
     pub ca_pem: String,
 }
 
 impl FrontDoor {
     /// Serves a reverse pool with master key `master_key` on a free loopback port.
     pub async fn start(master_key: &[u8]) -> FrontDoor {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .expect("certificate");
+        FrontDoor::start_on("127.0.0.1:0", &[], master_key).await
+    }
+
+    /// The same on `bind`, its certificate also naming `names` (say, the name by which
+    /// containers reach their host).
+    pub async fn start_on(bind: &str, names: &[&str], master_key: &[u8]) -> FrontDoor {
+        let mut all = vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+        all.extend(names.iter().map(|n| n.to_string()));
+        let cert = rcgen::generate_simple_self_signed(all).expect("certificate");
         let ca_pem = cert.cert.pem();
         let tls = ServerTls::from_pem(ca_pem.as_bytes(), cert.key_pair.serialize_pem().as_bytes())
             .expect("TLS acceptor");
         let pool = ReversePool::new(ReversePoolConfig::new(master_key.to_vec()));
-        let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let l = tokio::net::TcpListener::bind(bind).await.expect("bind");
         let addr = l.local_addr().expect("address");
         let p = pool.clone();
         tokio::spawn(async move { p.serve(l, Some(tls)).await });

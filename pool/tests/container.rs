@@ -45,6 +45,9 @@ struct Opts {
     /// Default: a fresh owner id.
     owner: Option<String>,
     startup: Duration,
+    /// On the engine's default network (a bridge) instead of the host's, dialing the host
+    /// by Podman's name for it.
+    bridge: bool,
 }
 
 impl Default for Opts {
@@ -54,9 +57,13 @@ impl Default for Opts {
             coordinator: None,
             owner: None,
             startup: Duration::from_secs(60),
+            bridge: false,
         }
     }
 }
+
+/// Podman's name for the host, in its containers' `/etc/hosts`.
+const PODMAN_HOST: &str = "host.containers.internal";
 
 /// A provider serving [`HOST`] (1 CPU, 128 MiB each) within `limits`.
 async fn farm_with(limits: Resources, o: Opts) -> Option<Farm> {
@@ -65,9 +72,18 @@ async fn farm_with(limits: Resources, o: Opts) -> Option<Farm> {
         coordinator,
         owner: owner_id,
         startup,
+        bridge,
     } = o;
-    let engine = container_engine(Some("host".into())).await?;
-    let door = FrontDoor::start(DEV_MASTER_KEY.as_bytes()).await;
+    let engine = container_engine((!bridge).then(|| "host".into())).await?;
+    let door = if bridge {
+        FrontDoor::start_on("0.0.0.0:0", &[PODMAN_HOST], DEV_MASTER_KEY.as_bytes()).await
+    } else {
+        FrontDoor::start(DEV_MASTER_KEY.as_bytes()).await
+    };
+    let coordinator = match (coordinator, bridge) {
+        (None, true) => Some(format!("{PODMAN_HOST}:{}", door.addr.port())),
+        (c, _) => c,
+    };
     let owner = owner_id.unwrap_or_else(owner);
     let cfg = EphemeralConfig::new(
         owner.clone(),
@@ -368,4 +384,40 @@ async fn orphans_are_swept_at_start() {
     assert_eq!(g.pool.sweep().await.unwrap(), 0);
     drop(keep);
     no_containers_left(&other.engine, &other.owner).await;
+}
+
+/// On the engine's own (bridge) network a container reaches the host by Podman's name for
+/// it, and its buildlet verifies the front door's certificate for that name. Podman only:
+/// Docker has no such name by default.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bridged_container_dials_the_host_by_name() {
+    let opts = Opts {
+        bridge: true,
+        ..Opts::default()
+    };
+    let Some(f) = farm_with(limits(1, 1, 128), opts).await else {
+        return;
+    };
+    let version = f.engine.docker().version().await.expect("version");
+    let podman = version
+        .components
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.name.contains("Podman"));
+    if !podman {
+        eprintln!("*** SKIPPED: the engine is not Podman; {PODMAN_HOST} is Podman's name");
+        return;
+    }
+    let lease = f.pool.lease(req("bridged")).await.expect("lease");
+    let info = f
+        .engine
+        .docker()
+        .inspect_container(lease.name(), None)
+        .await
+        .expect("inspect");
+    let mode = info.host_config.and_then(|h| h.network_mode);
+    assert_ne!(mode.as_deref(), Some("host"), "not bridged");
+    runs_true(lease.client()).await;
+    drop(lease);
+    all_given_back(&f).await;
 }

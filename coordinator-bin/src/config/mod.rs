@@ -844,10 +844,37 @@ impl Config {
         ] {
             let Some(pool) = pool else { continue };
             pool.check(backend)?;
-            if self.reverse_listen.is_none() && !self.tls.one_port {
+            let front_door = if self.tls.one_port {
+                Some(self.listen)
+            } else {
+                self.reverse_listen
+            };
+            let Some(front_door) = front_door else {
                 bail!(
                     "{section}: its buildlets register through the reverse front door; set \
                      reverse_listen (or [tls] one_port = true)"
+                );
+            };
+            // Without `coordinator`, instances dial the front door's own address; from a
+            // pod, or a container outside the host's network, loopback is not the host.
+            let host_network =
+                backend == ondemand::Backend::Container && pool.network.as_deref() == Some("host");
+            let ip = front_door.ip();
+            if pool.coordinator.is_none()
+                && !host_network
+                && (ip.is_loopback() || ip.is_unspecified())
+            {
+                bail!(
+                    "{section} coordinator: its instances cannot reach the front door at \
+                     {front_door} (loopback is not the host from inside them); set coordinator \
+                     to an address they reach (Podman: host.containers.internal:{port}, with \
+                     reverse_listen = \"0.0.0.0:{port}\"){host}",
+                    port = front_door.port(),
+                    host = if backend == ondemand::Backend::Container {
+                        ", or network = \"host\""
+                    } else {
+                        ""
+                    }
                 );
             }
         }

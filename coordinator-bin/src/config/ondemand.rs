@@ -6,7 +6,9 @@
 //! [pools.container]
 //! socket = "unix:///run/podman/podman.sock"  # default: $DOCKER_HOST, else /var/run/docker.sock
 //! network = "host"                        # default: the engine's (a bridge)
-//! coordinator = "127.0.0.1:8119"          # what instances dial; default: the reverse listener
+//! coordinator = "127.0.0.1:8119"          # what instances dial; default, with network = "host":
+//!                                         # the reverse listener (a bridge needs e.g.
+//!                                         # host.containers.internal:8119, reverse_listen 0.0.0.0)
 //! max_instances = 8                       # quotas over all host types of this pool
 //! max_cpus = 8
 //! max_memory_mb = 16384
@@ -346,6 +348,37 @@ mod tests {
         let spec = &k.host_specs()["host-linux-k8s"];
         assert_eq!(spec.tolerations[0].effect, "NoSchedule");
         assert_eq!(spec.node_selector["pool"], "builders");
+    }
+
+    /// Instances that cannot reach the address they would dial are a configuration error.
+    #[test]
+    fn instances_must_reach_the_front_door() {
+        let check = |text: &str| {
+            let cfg: super::super::Config = toml::from_str(text).expect("parses");
+            cfg.check().map_err(|e| e.0)
+        };
+        let pools = |section: &str, extra: &str| {
+            format!(
+                "reverse_listen = \"127.0.0.1:8119\"\n[pools.{section}]\n{extra}\n\
+                 [pools.{section}.host_types.h]\nimage = \"i\"\n"
+            )
+        };
+        let e = check(&pools("container", "")).expect_err("bridge to loopback");
+        assert!(
+            e.contains("[pools.container] coordinator: its instances cannot reach the front door at 127.0.0.1:8119")
+                && e.contains("network = \"host\""),
+            "{e}"
+        );
+        check(&pools("container", "network = \"host\"")).expect("host network reaches loopback");
+        check(&pools(
+            "container",
+            "coordinator = \"host.containers.internal:8119\"",
+        ))
+        .expect("an address of the host");
+        if cfg!(feature = "kubernetes") {
+            let e = check(&pools("kubernetes", "")).expect_err("pods to loopback");
+            assert!(e.contains("[pools.kubernetes] coordinator"), "{e}");
+        }
     }
 
     #[test]
