@@ -37,22 +37,13 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
-/// Peak resident memory of this process in KiB (`VmHWM`).
-fn peak_rss_kib() -> u64 {
+/// A memory figure of this process in KiB from `/proc/self/status` (`VmHWM`: the peak
+/// resident size; `VmRSS`: the current one).
+fn status_kib(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-/// Current resident memory in KiB (`VmRSS`).
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
 }
@@ -159,7 +150,7 @@ async fn run() {
     );
 
     // 20 at once, held together.
-    let before = rss_kib();
+    let before = status_kib("VmRSS");
     // Reset the peak to the current level (Linux: "5" clears VmHWM).
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let t = Instant::now();
@@ -181,7 +172,7 @@ async fn run() {
     barrier.wait().await;
     let all = t.elapsed();
     let held = pool.providers()[0].running;
-    let peak = peak_rss_kib();
+    let peak = status_kib("VmHWM");
     barrier.wait().await;
     for task in tasks {
         task.await.expect("lease task");

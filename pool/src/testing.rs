@@ -8,6 +8,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+#[cfg(feature = "kubernetes")]
+pub mod kubernetes;
+
 use crate::providers::reverse::{ReversePool, ReversePoolConfig};
 use crate::tls::ServerTls;
 

@@ -135,6 +135,15 @@ async fn all_given_back(f: &Farm) {
     panic!("quota still held: {:?}", f.pool.ledger().reservations());
 }
 
+/// What the engine says about container `name`.
+async fn inspect(f: &Farm, name: &str) -> bollard::models::ContainerInspectResponse {
+    f.engine
+        .docker()
+        .inspect_container(name, None)
+        .await
+        .expect("inspect")
+}
+
 fn req(builder: &str) -> LeaseRequest {
     LeaseRequest::new(SchedItem::new(HOST, builder))
 }
@@ -162,12 +171,7 @@ async fn containers_carry_limits_and_labels() {
         return;
     };
     let lease = f.pool.lease(req("inspect")).await.expect("lease");
-    let info = f
-        .engine
-        .docker()
-        .inspect_container(lease.name(), None)
-        .await
-        .expect("inspect");
+    let info = inspect(&f, lease.name()).await;
     let hc = info.host_config.expect("host config");
     assert_eq!(hc.nano_cpus, Some(1_000_000_000));
     assert_eq!(hc.memory, Some(128 * 1024 * 1024));
@@ -409,12 +413,7 @@ async fn a_bridged_container_dials_the_host_by_name() {
         return;
     }
     let lease = f.pool.lease(req("bridged")).await.expect("lease");
-    let info = f
-        .engine
-        .docker()
-        .inspect_container(lease.name(), None)
-        .await
-        .expect("inspect");
+    let info = inspect(&f, lease.name()).await;
     let mode = info.host_config.and_then(|h| h.network_mode);
     assert_ne!(mode.as_deref(), Some("host"), "not bridged");
     runs_true(lease.client()).await;

@@ -1,242 +1,23 @@
-//! The Kubernetes provider against a real API server (upstream's kube-apiserver over etcd,
-//! built and started by `.ci/run` from `.ci/kube-apiserver`; its kubeconfig in
-//! `XBUILD_KUBECONFIG`). The server validates and stores every pod, serves status
-//! subresources, label selectors and deletions for real.
-//!
-//! There is no scheduler or kubelet, so this file plays the node: [`Node`] watches the
-//! provider's pods and runs each one's command and environment as a local process (the
-//! buildlet from `XBUILD_STATIC_BUILDLET`, its `/workdir` mapped to a temporary dir),
-//! writing `Running` and, when the process ends, `Failed` into the pod's status as a
-//! kubelet would. Images named below make it report what a kubelet reports for them:
-//! `ImagePullBackOff`, `OOMKilled`, `Unschedulable`, or nothing at all (a pod nobody
-//! runs). What this does not cover: a real kubelet's container runtime, resource
-//! enforcement on a node, and the scheduler's own decisions.
+//! The Kubernetes provider against a real API server, with `pool::testing::kubernetes`
+//! playing the node (see there for what is real and what is not).
 //!
 //! Skips loudly without `XBUILD_KUBECONFIG`; `KUBERNETES_REQUIRE=1` turns that into a
 //! failure.
 #![cfg(feature = "kubernetes")]
 
-use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use dashboard_types::keys::DEV_MASTER_KEY;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ListParams, Patch, PatchParams};
 use pool::conformance::{Caps, run_all};
 use pool::ledger::Resources;
 use pool::providers::ephemeral::{Backend, EphemeralConfig, EphemeralPool, HostSpec, Toleration};
 use pool::providers::kubernetes::KubernetesBackend;
+use pool::testing::kubernetes::{IGNORED_IMAGE, IMAGE, NO_IMAGE, Node, OOM_IMAGE, cluster};
 use pool::testing::{FrontDoor, owner};
 use pool::{BuildletPool, LeaseRequest, SchedItem};
-use tokio_util::sync::CancellationToken;
 
 const HOST: &str = "host-linux-k8s";
-const IMAGE: &str = "registry.example/xbuild-buildlet:test";
-/// The node reports `ImagePullBackOff` for this image.
-const NO_IMAGE: &str = "registry.example/no-such-image:1";
-/// The node reports the container `OOMKilled`.
-const OOM_IMAGE: &str = "registry.example/oom:1";
-/// The node never touches pods of this image.
-const IGNORED_IMAGE: &str = "registry.example/ignored:1";
-
-fn skip(why: &str) {
-    if std::env::var_os("KUBERNETES_REQUIRE").is_some_and(|v| v == "1") {
-        panic!("KUBERNETES_REQUIRE=1 but {why}");
-    }
-    eprintln!(
-        "\n*** SKIPPED: {why}.\n*** `.ci/run` builds and starts a kube-apiserver and sets \
-         XBUILD_KUBECONFIG and XBUILD_STATIC_BUILDLET; KUBERNETES_REQUIRE=1 turns this skip \
-         into a failure.\n"
-    );
-}
-
-/// What the node saw and runs.
-#[derive(Default)]
-struct NodeState {
-    seen: BTreeMap<String, Pod>,
-    running: HashMap<String, tokio::process::Child>,
-}
-
-/// A stand-in for a node's kubelet (and the scheduler's verdict), for this owner's pods.
-struct Node {
-    state: Arc<Mutex<NodeState>>,
-    stop: CancellationToken,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.stop.cancel();
-        let mut s = self.state.lock().unwrap();
-        for (_, mut c) in s.running.drain() {
-            let _ = c.start_kill();
-        }
-    }
-}
-
-async fn set_status(pods: &Api<Pod>, name: &str, status: serde_json::Value) {
-    let patch = Patch::Merge(serde_json::json!({ "status": status }));
-    if let Err(e) = pods
-        .patch_status(name, &PatchParams::default(), &patch)
-        .await
-    {
-        eprintln!("node: status of {name}: {e}");
-    }
-}
-
-impl Node {
-    fn start(pods: Api<Pod>, owner: &str, buildlet: PathBuf, work: PathBuf) -> Node {
-        let state: Arc<Mutex<NodeState>> = Arc::default();
-        let stop = CancellationToken::new();
-        let (st, stp, selector) = (state.clone(), stop.clone(), format!("xbuild-owner={owner}"));
-        tokio::spawn(async move {
-            while !stp.is_cancelled() {
-                let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await else {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                };
-                let names: Vec<String> = list
-                    .items
-                    .iter()
-                    .filter_map(|p| p.metadata.name.clone())
-                    .collect();
-                // Pods deleted from the API: stop what runs for them.
-                {
-                    let mut s = st.lock().unwrap();
-                    let gone: Vec<String> = s
-                        .running
-                        .keys()
-                        .filter(|n| !names.contains(n))
-                        .cloned()
-                        .collect();
-                    for n in gone {
-                        if let Some(mut c) = s.running.remove(&n) {
-                            let _ = c.start_kill();
-                        }
-                    }
-                }
-                for pod in list.items {
-                    let name = pod.metadata.name.clone().unwrap_or_default();
-                    let new = st
-                        .lock()
-                        .unwrap()
-                        .seen
-                        .insert(name.clone(), pod.clone())
-                        .is_none();
-                    if new {
-                        Self::admit(&pods, &st, &name, &pod, &buildlet, &work).await;
-                    }
-                    let exited = {
-                        let mut s = st.lock().unwrap();
-                        match s.running.get_mut(&name).map(|c| c.try_wait()) {
-                            Some(Ok(Some(status))) => {
-                                s.running.remove(&name);
-                                Some(status.code().unwrap_or(-1))
-                            }
-                            _ => None,
-                        }
-                    };
-                    if let Some(code) = exited {
-                        set_status(&pods, &name, serde_json::json!({
-                            "phase": "Failed",
-                            "containerStatuses": [{"name": "buildlet", "image": "x", "imageID": "",
-                                "ready": false, "restartCount": 0,
-                                "state": {"terminated": {"exitCode": code, "reason": "Error"}}}],
-                        })).await;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Node { state, stop }
-    }
-
-    /// What a scheduler and kubelet would make of a new pod.
-    async fn admit(
-        pods: &Api<Pod>,
-        state: &Arc<Mutex<NodeState>>,
-        name: &str,
-        pod: &Pod,
-        buildlet: &std::path::Path,
-        work: &std::path::Path,
-    ) {
-        let spec = pod.spec.clone().unwrap_or_default();
-        let c = &spec.containers[0];
-        let waiting = |reason: &str, message: &str| {
-            serde_json::json!({
-                "phase": "Pending",
-                "containerStatuses": [{"name": "buildlet", "image": c.image, "imageID": "",
-                    "ready": false, "restartCount": 0,
-                    "state": {"waiting": {"reason": reason, "message": message}}}],
-            })
-        };
-        if spec.node_selector.as_ref().is_some_and(|s| !s.is_empty()) {
-            let st = serde_json::json!({"phase": "Pending", "conditions": [{
-                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                "message": "0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
-            }]});
-            return set_status(pods, name, st).await;
-        }
-        match c.image.as_deref() {
-            Some(NO_IMAGE) => {
-                let msg = format!("Back-off pulling image \"{NO_IMAGE}\"");
-                return set_status(pods, name, waiting("ImagePullBackOff", &msg)).await;
-            }
-            Some(OOM_IMAGE) => {
-                let st = serde_json::json!({
-                    "phase": "Failed",
-                    "containerStatuses": [{"name": "buildlet", "image": OOM_IMAGE, "imageID": "",
-                        "ready": false, "restartCount": 0,
-                        "state": {"terminated": {"exitCode": 137, "reason": "OOMKilled"}}}],
-                });
-                return set_status(pods, name, st).await;
-            }
-            Some(IGNORED_IMAGE) => return,
-            _ => {}
-        }
-        let cmd = c.command.clone().unwrap_or_default();
-        let dir = work.join(name);
-        let args = cmd[1..].iter().map(|a| {
-            if a == "--workdir=/workdir" {
-                format!("--workdir={}", dir.display())
-            } else {
-                a.clone()
-            }
-        });
-        let mut p = tokio::process::Command::new(buildlet);
-        p.args(args)
-            .env_clear()
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-        for e in c.env.iter().flatten() {
-            p.env(&e.name, e.value.as_deref().unwrap_or_default());
-        }
-        match p.spawn() {
-            Ok(child) => {
-                state.lock().unwrap().running.insert(name.to_owned(), child);
-                set_status(
-                    pods,
-                    name,
-                    serde_json::json!({
-                        "phase": "Running",
-                        "containerStatuses": [{"name": "buildlet", "image": c.image, "imageID": "",
-                            "ready": true, "restartCount": 0, "started": true,
-                            "state": {"running": {}}}],
-                    }),
-                )
-                .await;
-            }
-            Err(e) => eprintln!("node: starting {name}: {e}"),
-        }
-    }
-
-    fn seen(&self, name: &str) -> Option<Pod> {
-        self.state.lock().unwrap().seen.get(name).cloned()
-    }
-}
 
 struct Cluster {
     pool: EphemeralPool<KubernetesBackend>,
@@ -274,21 +55,7 @@ async fn cluster_with(
     owner_id: Option<String>,
     startup: Duration,
 ) -> Option<Cluster> {
-    let Some(kubeconfig) = std::env::var_os("XBUILD_KUBECONFIG").map(PathBuf::from) else {
-        skip("XBUILD_KUBECONFIG is not set");
-        return None;
-    };
-    let Some(buildlet) = std::env::var_os("XBUILD_STATIC_BUILDLET").map(PathBuf::from) else {
-        skip("XBUILD_STATIC_BUILDLET is not set");
-        return None;
-    };
-    let backend = match KubernetesBackend::connect(Some(&kubeconfig), "default").await {
-        Ok(b) => b,
-        Err(e) => {
-            skip(&format!("no API server answers: {e}"));
-            return None;
-        }
-    };
+    let (backend, buildlet) = cluster().await?;
     let door = FrontDoor::start(DEV_MASTER_KEY.as_bytes()).await;
     let owner = owner_id.unwrap_or_else(owner);
     let work = tempfile::tempdir().unwrap();
