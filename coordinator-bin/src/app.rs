@@ -37,8 +37,6 @@ pub struct Coordinator {
     pub signer: crate::auth::signed::Signer,
     /// Where buildlets come from.
     pub pool: Arc<dyn BuildletPool>,
-    /// The same pools, for their shutdown.
-    pools: Arc<pools::Pools>,
     /// Perf data.
     pub perf: Arc<dyn perfstore::Store>,
     /// Built trees, by (builder, revision).
@@ -300,7 +298,7 @@ impl Coordinator {
         let front_door = reverse_addr.or(config.tls.one_port.then_some(config.listen));
         pool.start_on_demand(&config, reverse.as_ref(), front_door, &instance_id(&data)?)
             .await?;
-        let pool = Arc::new(pool);
+        let pool: Arc<dyn BuildletPool> = Arc::new(pool);
         let fetch_limit = std::time::Duration::from_secs(config.git_timeout_secs.max(1));
         let mirrors = config
             .sources
@@ -317,8 +315,7 @@ impl Coordinator {
             access: store.clone(),
             store,
             signer,
-            pool: pool.clone(),
-            pools: pool,
+            pool,
             perf,
             snapshots: Arc::new(snapshots),
             metrics: metrics::Metrics::default(),
@@ -373,7 +370,13 @@ impl Coordinator {
             self.shutdown.drain(grace).await;
             // Builds have stopped and given their buildlets back: let the containers and
             // pods they ran on be removed before the process exits.
-            self.pools.release(std::time::Duration::from_secs(15)).await;
+            let within = std::time::Duration::from_secs(15);
+            if !self.pool.drain(within).await {
+                tracing::warn!(
+                    "shutdown: on-demand buildlets still being removed after {within:?}; the \
+                     next start removes what is left"
+                );
+            }
         };
         tokio::join!(serving, stopping);
     }

@@ -5,11 +5,9 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use dashboard_types::ReverseBuilderStatus;
-use futures_util::future::BoxFuture;
 use pool::providers::ephemeral::{Backend, EphemeralConfig, EphemeralPool};
 use pool::providers::reverse::ReversePool;
 use pool::{BuildletPool, Lease, LeaseRequest, ProviderStatus};
@@ -23,18 +21,6 @@ use crate::error::Error;
 pub struct Pools {
     routes: BTreeMap<String, Arc<dyn BuildletPool>>,
     all: Vec<Arc<dyn BuildletPool>>,
-    drains: Vec<Drain>,
-}
-
-/// Waits, up to the given time, for an on-demand pool's instances to be removed.
-type Drain = Box<dyn Fn(Duration) -> BoxFuture<'static, bool> + Send + Sync>;
-
-fn drain_of<B: Backend>(p: &EphemeralPool<B>) -> Drain {
-    let p = p.clone();
-    Box::new(move |within| {
-        let p = p.clone();
-        Box::pin(async move { p.drain(within).await })
-    })
 }
 
 impl std::fmt::Debug for Pools {
@@ -58,19 +44,6 @@ impl Pools {
         self.all.push(pool);
     }
 
-    /// At shutdown, once builds have stopped: waits up to `within` until the on-demand
-    /// pools have removed their instances (what is left is swept at the next start).
-    pub async fn release(&self, within: Duration) {
-        for drain in &self.drains {
-            if !drain(within).await {
-                tracing::warn!(
-                    "shutdown: on-demand buildlets still being removed after {within:?}; the \
-                     next start removes what is left"
-                );
-            }
-        }
-    }
-
     /// Starts `[pools.container]` and `[pools.kubernetes]` if configured: their buildlets
     /// register through `reverse`, reaching it at `front_door` unless the section names
     /// another address; `owner` labels their instances.
@@ -83,13 +56,14 @@ impl Pools {
     ) -> Result<(), Error> {
         if let Some(c) = &config.pools.container {
             let backend = pool::providers::container::ContainerBackend::connect(
-                &container_socket(c),
+                &c.socket
+                    .clone()
+                    .unwrap_or_else(pool::providers::container::default_socket),
                 c.network.clone(),
             )
             .await
             .map_err(|e| Error::Startup(format!("[pools.container]: {e}")))?;
             let p = on_demand(config, c, backend, reverse, front_door, owner).await?;
-            self.drains.push(drain_of(&p));
             self.add(Arc::new(p), c.host_types.keys().cloned());
         }
         #[cfg(feature = "kubernetes")]
@@ -101,21 +75,10 @@ impl Pools {
             .await
             .map_err(|e| Error::Startup(format!("[pools.kubernetes]: {e}")))?;
             let p = on_demand(config, c, backend, reverse, front_door, owner).await?;
-            self.drains.push(drain_of(&p));
             self.add(Arc::new(p), c.host_types.keys().cloned());
         }
         Ok(())
     }
-}
-
-/// The engine socket: the section's, else `$DOCKER_HOST`, else Docker's default.
-fn container_socket(c: &OnDemandConfig) -> String {
-    c.socket.clone().unwrap_or_else(|| {
-        std::env::var("DOCKER_HOST")
-            .ok()
-            .filter(|s| s.starts_with("unix://"))
-            .unwrap_or_else(|| pool::providers::container::DEFAULT_SOCKET.to_owned())
-    })
 }
 
 /// Starts one on-demand pool over `backend`.
@@ -178,5 +141,13 @@ impl BuildletPool for Pools {
 
     fn providers(&self) -> Vec<ProviderStatus> {
         self.all.iter().flat_map(|p| p.providers()).collect()
+    }
+
+    async fn drain(&self, within: std::time::Duration) -> bool {
+        let mut all = true;
+        for p in &self.all {
+            all &= p.drain(within).await;
+        }
+        all
     }
 }

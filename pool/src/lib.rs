@@ -70,6 +70,13 @@ pub trait BuildletPool: Send + Sync {
     fn providers(&self) -> Vec<ProviderStatus> {
         Vec::new()
     }
+
+    /// At shutdown, once every lease has ended: waits up to `within` for machines made on
+    /// demand to be removed; returns whether all were. Pools of fixed machines have none.
+    async fn drain(&self, within: std::time::Duration) -> bool {
+        let _ = within;
+        true
+    }
 }
 
 /// One on-demand provider's capacity and activity, for status pages.

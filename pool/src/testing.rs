@@ -53,18 +53,37 @@ impl FrontDoor {
 /// The tag the tests give the buildlet image.
 pub const TEST_IMAGE: &str = "localhost/xbuild-buildlet:test";
 
-/// Prints why the container tests cannot run; panics under `CONTAINER_REQUIRE=1`.
-pub fn skip(why: &str) {
-    if std::env::var_os("CONTAINER_REQUIRE").is_some_and(|v| v == "1") {
-        panic!("CONTAINER_REQUIRE=1 but {why}");
+/// Prints why a test cannot run here and `how` to make it run, then lets it return; under
+/// `<require>=1` (`CONTAINER_REQUIRE`, `KUBERNETES_REQUIRE`, set by `.ci/run`) it fails
+/// instead.
+pub fn skip(require: &str, why: &str, how: &str) {
+    if std::env::var_os(require).is_some_and(|v| v == "1") {
+        panic!("{require}=1 but {why}");
     }
-    eprintln!(
-        "\n*** SKIPPED: {why}.\n*** Set DOCKER_HOST=unix:///path/to/engine.sock (Docker, or \
-         `podman system service`) and XBUILD_STATIC_BUILDLET to a statically linked buildlet \
-         (see README.md); CONTAINER_REQUIRE=1 turns this skip into a failure.\n"
+    eprintln!("\n*** SKIPPED: {why}.\n*** {how}; {require}=1 turns this skip into a failure.\n");
+}
+
+/// The container tests' [`skip`].
+#[cfg(feature = "container")]
+fn skip_containers(why: &str) {
+    skip(
+        "CONTAINER_REQUIRE",
+        why,
+        "Set DOCKER_HOST=unix:///path/to/engine.sock (Docker, or `podman system service`) \
+         and XBUILD_STATIC_BUILDLET to a statically linked buildlet (see README.md)",
     );
 }
 
+/// The statically linked buildlet at `XBUILD_STATIC_BUILDLET`; `None` after `skipping`.
+pub fn static_buildlet(skipping: fn(&str)) -> Option<PathBuf> {
+    let path = std::env::var_os("XBUILD_STATIC_BUILDLET").map(PathBuf::from);
+    if path.is_none() {
+        skipping("XBUILD_STATIC_BUILDLET is not set");
+    }
+    path
+}
+
+#[cfg(feature = "container")]
 static IMAGE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
 
 /// The engine at `DOCKER_HOST` with [`TEST_IMAGE`] built (once per process) from the
@@ -79,17 +98,14 @@ pub async fn container_engine(
         .ok()
         .filter(|s| s.starts_with("unix://"))
     else {
-        skip("DOCKER_HOST does not name a container engine's unix socket");
+        skip_containers("DOCKER_HOST does not name a container engine's unix socket");
         return None;
     };
-    let Some(buildlet) = std::env::var_os("XBUILD_STATIC_BUILDLET").map(PathBuf::from) else {
-        skip("XBUILD_STATIC_BUILDLET is not set");
-        return None;
-    };
+    let buildlet = static_buildlet(skip_containers)?;
     let engine = match ContainerBackend::connect(&socket, network).await {
         Ok(e) => e,
         Err(e) => {
-            skip(&format!("no container engine answers: {e}"));
+            skip_containers(&format!("no container engine answers: {e}"));
             return None;
         }
     };

@@ -200,9 +200,10 @@ enum ImageAction {
         /// The image's name and tag.
         #[arg(long, default_value = pool::providers::container::image::DEFAULT_TAG)]
         tag: String,
-        /// The engine's API socket (Docker, or `podman system service`).
-        #[arg(long, env = "DOCKER_HOST", default_value = pool::providers::container::DEFAULT_SOCKET)]
-        socket: String,
+        /// The engine's API socket (Docker, or `podman system service`); default: $DOCKER_HOST
+        /// if it names a Unix socket, else unix:///var/run/docker.sock.
+        #[arg(long)]
+        socket: Option<String>,
     },
 }
 
@@ -415,7 +416,8 @@ async fn main() -> anyhow::Result<()> {
                     socket,
                 },
         } => {
-            use pool::providers::container::{ContainerBackend, image};
+            use pool::providers::container::{ContainerBackend, default_socket, image};
+            let socket = socket.unwrap_or_else(default_socket);
             let engine = ContainerBackend::connect(&socket, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;

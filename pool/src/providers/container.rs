@@ -24,6 +24,15 @@ use super::ephemeral::{Backend, BackendError, InstanceSpec, InstanceState, OWNER
 /// Where Docker and rootful Podman listen by default.
 pub const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
 
+/// The engine's socket when none is configured: `$DOCKER_HOST` if it names a Unix socket
+/// (the only transport this backend speaks), else [`DEFAULT_SOCKET`].
+pub fn default_socket() -> String {
+    std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|s| s.starts_with("unix://"))
+        .unwrap_or_else(|| DEFAULT_SOCKET.to_owned())
+}
+
 /// A container engine reached over its Docker-compatible API.
 #[derive(Debug, Clone)]
 pub struct ContainerBackend {

@@ -469,11 +469,6 @@ impl<B: Backend> EphemeralPool<B> {
         &self.inner.ledger
     }
 
-    /// The backend.
-    pub fn backend(&self) -> &B {
-        &self.inner.backend
-    }
-
     /// Creates the instance and waits for its buildlet; on any error the instance (whose
     /// drop removes it) goes with it.
     async fn provision(
@@ -569,23 +564,6 @@ impl<B: Backend> EphemeralPool<B> {
     pub fn shutdown(&self) {
         self.inner.stop.cancel();
     }
-
-    /// Stops the sweeper and waits, up to `within`, until every instance is removed (the
-    /// leases having ended); returns whether all were. A process about to exit calls it
-    /// so that no removal is cut off; what is cut off is swept at the next start.
-    pub async fn drain(&self, within: Duration) -> bool {
-        self.shutdown();
-        let deadline = Instant::now() + within;
-        loop {
-            if self.inner.live().is_empty() {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
 }
 
 #[async_trait]
@@ -673,6 +651,23 @@ impl<B: Backend> BuildletPool for EphemeralPool<B> {
             );
         }
         st
+    }
+
+    /// Stops the sweeper and waits, up to `within`, until every instance is removed (the
+    /// leases having ended), so that no removal is cut off by the process exiting; what
+    /// is cut off is swept at the next start.
+    async fn drain(&self, within: Duration) -> bool {
+        self.shutdown();
+        let deadline = Instant::now() + within;
+        loop {
+            if self.inner.live().is_empty() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     fn providers(&self) -> Vec<ProviderStatus> {

@@ -25,7 +25,7 @@ use async_trait::async_trait;
 use buildlet_proto::client::Connect;
 use buildlet_proto::{BuildletClient, HttpClientBuilder};
 use dashboard_types::ReverseBuilderStatus;
-use dashboard_types::keys::{builder_key, verify_builder_key};
+use dashboard_types::keys::{builder_key, secrets_equal, verify_builder_key};
 use revdial::http1::{GO_SWITCHING_PROTOCOLS, MUX_SWITCHING_PROTOCOLS, write_go_error};
 use revdial::io::Io;
 use revdial::{Dialer, DialerConfig, HijackedRequest, MuxConfig, PickupService, Registry, RevConn};
@@ -290,7 +290,7 @@ impl ReversePool {
         let master = &self.inner.cfg.master_key;
         match self.expected().get(hostname) {
             Some((ht, _)) => (ht == host_type
-                && verify_builder_key(master, &format!("ephemeral/{hostname}"), key))
+                && secrets_equal(instance_key(master, hostname).as_bytes(), key.as_bytes()))
             .then_some(Admitted::Expected),
             None => verify_builder_key(master, host_type, key).then_some(Admitted::Machine),
         }

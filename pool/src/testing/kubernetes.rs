@@ -28,10 +28,7 @@ pub async fn cluster() -> Option<(KubernetesBackend, PathBuf)> {
         skip("XBUILD_KUBECONFIG is not set");
         return None;
     };
-    let Some(buildlet) = std::env::var_os("XBUILD_STATIC_BUILDLET").map(PathBuf::from) else {
-        skip("XBUILD_STATIC_BUILDLET is not set");
-        return None;
-    };
+    let buildlet = super::static_buildlet(skip)?;
     match KubernetesBackend::connect(Some(&kubeconfig), "default").await {
         Ok(b) => Some((b, buildlet)),
         Err(e) => {
@@ -50,15 +47,13 @@ pub const OOM_IMAGE: &str = "registry.example/oom:1";
 /// The node never touches pods of this image.
 pub const IGNORED_IMAGE: &str = "registry.example/ignored:1";
 
-/// Prints why the Kubernetes tests cannot run; panics under `KUBERNETES_REQUIRE=1`.
+/// The Kubernetes tests' [`skip`](super::skip).
 pub fn skip(why: &str) {
-    if std::env::var_os("KUBERNETES_REQUIRE").is_some_and(|v| v == "1") {
-        panic!("KUBERNETES_REQUIRE=1 but {why}");
-    }
-    eprintln!(
-        "\n*** SKIPPED: {why}.\n*** `.ci/run` builds and starts a kube-apiserver and sets \
-         XBUILD_KUBECONFIG and XBUILD_STATIC_BUILDLET; KUBERNETES_REQUIRE=1 turns this skip \
-         into a failure.\n"
+    super::skip(
+        "KUBERNETES_REQUIRE",
+        why,
+        "`.ci/run` builds and starts a kube-apiserver and sets XBUILD_KUBECONFIG and \
+         XBUILD_STATIC_BUILDLET",
     );
 }
 
